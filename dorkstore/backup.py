@@ -1,0 +1,41 @@
+"""Consistent copies of a live database through the SQLite backup API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import apsw
+import peewee as pw
+
+from dorkstore.errors import DatabaseError
+
+__all__ = ["backup_database"]
+
+
+def backup_database(db: pw.SqliteDatabase, dest: str | os.PathLike[str]) -> Path:
+    """Copy `db` to the new file `dest` (mode 0600) and return its path.
+
+    The copy is one snapshot: other connections may keep writing while it is
+    taken. Raises DatabaseError when `dest` exists or cannot be written; a
+    failed copy leaves no file behind.
+    """
+    path = Path(dest)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create backup {path}: {exc.strerror}") from exc
+    os.close(fd)
+    try:
+        target = apsw.Connection(str(path))
+        try:
+            # step(-1) copies every page under one read transaction: a snapshot
+            # that a concurrent writer cannot tear (in WAL mode it is not blocked).
+            with target.backup("main", db.connection(), "main") as backup:
+                backup.step(-1)
+        finally:
+            target.close()
+    except (apsw.Error, pw.DatabaseError) as exc:
+        path.unlink(missing_ok=True)
+        raise DatabaseError(f"backup to {path} failed: {exc}") from exc
+    return path

@@ -1,0 +1,151 @@
+"""The database proxy every model is bound to, and the one place that opens it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import apsw
+import peewee as pw
+from playhouse.apsw_ext import APSWDatabase
+
+from dorkstore.errors import DatabaseError, ValidationError
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "MIN_SQLITE_VERSION",
+    "PRAGMAS",
+    "Target",
+    "check_sqlite_version",
+    "close_db",
+    "database",
+    "default_path",
+    "init_db",
+    "migrate_db",
+]
+
+#: An `init_db` target: a path, or ``":memory:"``.
+Target = str | os.PathLike[str]
+
+#: Versions 3.7.0 to 3.51.2 carry the WAL-reset bug: two connections writing or
+#: checkpointing one WAL database at the same moment can corrupt it.
+MIN_SQLITE_VERSION = (3, 51, 3)
+
+BUSY_TIMEOUT_MS = 5000
+TIMEOUT_S = BUSY_TIMEOUT_MS / 1000
+
+#: Applied in this order on every new connection, in every thread. busy_timeout
+#: comes first so that the journal_mode switch waits for other connections.
+PRAGMAS = (
+    ("busy_timeout", BUSY_TIMEOUT_MS),
+    ("journal_mode", "wal"),
+    ("synchronous", "normal"),
+    ("foreign_keys", 1),
+)
+
+MEMORY = ":memory:"
+
+database = pw.DatabaseProxy()
+
+
+def check_sqlite_version(version: str) -> None:
+    """Refuse a SQLite library that carries the WAL-reset bug.
+
+    Raises DatabaseError when `version` (``"3.51.2"``) is older than 3.51.3.
+    """
+    parts = tuple(int(part) for part in version.split(".")[:3])
+    if parts < MIN_SQLITE_VERSION:
+        wanted = ".".join(map(str, MIN_SQLITE_VERSION))
+        raise DatabaseError(
+            f"SQLite {version} can corrupt a WAL database written by several connections "
+            f"(the WAL-reset bug); dorkstore needs SQLite {wanted} or newer: upgrade apsw"
+        )
+
+
+def default_path() -> Path:
+    """Return ``$DORK_HOME/dork.db``; `DORK_HOME` defaults to ``~/.dork``."""
+    home = os.environ.get("DORK_HOME") or "~/.dork"
+    return Path(home).expanduser() / "dork.db"
+
+
+def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Database:
+    """Open the database, point `dorkstore.database` at it and return it.
+
+    `target` is a file path, ``":memory:"`` or None for `default_path()`. A new
+    file gets mode 0600 and a created `DORK_HOME` 0700. With `migrate`, pending
+    migrations are applied before this returns. An earlier database is closed
+    only once the new one has opened, so a failure leaves the proxy as it was.
+
+    Raises DatabaseError when the file cannot be used as a database,
+    SchemaVersionError when it was migrated by a newer dorkstore, and
+    MigrationError when a migration fails.
+    """
+    return _open(target, migrate=migrate)[0]
+
+
+def migrate_db(target: Target | None = None) -> list[str]:
+    """Open `target` as `init_db` does and return the names of the migrations it applied."""
+    return _open(target, migrate=True)[1]
+
+
+def close_db() -> None:
+    """Close this thread's connection to `dorkstore.database`, if it has one."""
+    if database.obj is not None:
+        database.obj.close()
+
+
+def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[str]]:
+    # Imported here: migrate imports the models, and the models import this module.
+    from dorkstore import migrate as migrations  # noqa: PLC0415
+
+    check_sqlite_version(apsw.sqlitelibversion())
+    if target is None:
+        path = default_path()
+        _create_home(path.parent)
+    elif not isinstance(target, str | os.PathLike) or not isinstance(os.fspath(target), str):
+        raise ValidationError(f"database target must be a str path, got {type(target).__name__}")
+    elif os.fspath(target) == MEMORY:
+        # One connection for all threads: each new connection to ":memory:" would
+        # be a separate, empty database. APSW serialises calls on a connection.
+        db = APSWDatabase(MEMORY, pragmas=PRAGMAS, timeout=TIMEOUT_S, thread_safe=False)
+        applied = migrations.apply_pending(db) if migrate else []
+        return _activate(db), applied
+    else:
+        path = Path(target)
+
+    _create_file(path)
+    db = APSWDatabase(str(path), pragmas=PRAGMAS, timeout=TIMEOUT_S)
+    try:
+        applied = migrations.open_database(db, apply=migrate)
+    except BaseException:
+        db.close()
+        raise
+    return _activate(db), applied
+
+
+def _activate(db: pw.Database) -> pw.Database:
+    close_db()
+    database.initialize(db)
+    return db
+
+
+def _create_home(home: Path) -> None:
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create DORK_HOME {home}: {exc.strerror}") from exc
+
+
+def _create_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 unless it exists (0 bytes is a valid database)."""
+    if path.is_dir():
+        raise DatabaseError(f"{path} is a directory, not a database file")
+    if not path.parent.is_dir():
+        raise DatabaseError(f"cannot create {path}: directory {path.parent} does not exist")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(f"cannot create {path}: {exc.strerror}") from exc
+    os.close(fd)

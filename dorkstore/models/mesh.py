@@ -1,0 +1,70 @@
+"""Mesh tables: the agent registry, denied paths and per-agent call budgets."""
+
+from __future__ import annotations
+
+import peewee as pw
+
+from dorkstore.models.base import BaseModel, enum_check, sql_default
+
+__all__ = ["AGENT_STATUSES", "Agent", "AgentDenial", "RateLimitBucket"]
+
+AGENT_STATUSES = ("active", "inactive")
+
+
+class Agent(BaseModel):
+    """A registered agent and when it was last seen."""
+
+    id = pw.CharField(max_length=26, primary_key=True)
+    name = pw.TextField()
+    runtime = pw.TextField(index=True)
+    project_path = pw.TextField(unique=True)
+    namespace = pw.TextField(default="default", index=True, constraints=[sql_default("default")])
+    capabilities_json = pw.TextField(default="[]", constraints=[sql_default("[]")])
+    entrypoint = pw.TextField(null=True)
+    version = pw.TextField(null=True)
+    description = pw.TextField(null=True)
+    approver = pw.TextField(null=True)
+    status = pw.TextField(
+        default="active",
+        constraints=[sql_default("active"), enum_check("status", AGENT_STATUSES)],
+    )
+    last_seen_at = pw.TextField(null=True)
+    last_seen_event = pw.TextField(null=True)
+    registered_at = pw.TextField(index=True)
+    updated_at = pw.TextField()
+
+    class Meta:
+        table_name = "agents"
+
+
+class AgentDenial(BaseModel):
+    """A project path that discovery must skip."""
+
+    id = pw.CharField(max_length=26, primary_key=True)
+    path = pw.TextField(unique=True)
+    reason = pw.TextField(null=True)
+    denier = pw.TextField(null=True)
+    created_at = pw.TextField()
+
+    class Meta:
+        table_name = "agent_denials"
+
+
+class RateLimitBucket(BaseModel):
+    """Calls one agent made in one minute (minutes since the Unix epoch)."""
+
+    agent_id = pw.TextField()
+    bucket_minute = pw.BigIntegerField()
+    count = pw.BigIntegerField(default=0, constraints=[sql_default(0)])
+
+    class Meta:
+        table_name = "rate_limit_buckets"
+        primary_key = False
+
+
+RateLimitBucket.add_index(
+    RateLimitBucket.agent_id,
+    RateLimitBucket.bucket_minute,
+    unique=True,
+    name="idx_rate_limit_agent_minute",
+)

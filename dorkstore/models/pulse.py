@@ -1,0 +1,67 @@
+"""Scheduler tables: schedules and their run history."""
+
+from __future__ import annotations
+
+import peewee as pw
+
+from dorkstore.models.base import BaseModel, enum_check, sql_default
+
+__all__ = ["RUN_STATUSES", "RUN_TRIGGERS", "SCHEDULE_STATUSES", "PulseRun", "PulseSchedule"]
+
+SCHEDULE_STATUSES = ("active", "paused", "pending_approval")
+RUN_STATUSES = ("running", "completed", "failed", "cancelled", "timeout")
+RUN_TRIGGERS = ("scheduled", "manual", "agent")
+
+
+class PulseSchedule(BaseModel):
+    """A cron schedule that starts agent runs."""
+
+    id = pw.CharField(max_length=26, primary_key=True)
+    name = pw.TextField()
+    description = pw.TextField(null=True)
+    cron = pw.TextField()
+    timezone = pw.TextField(default="UTC", constraints=[sql_default("UTC")])
+    prompt = pw.TextField()
+    cwd = pw.TextField(null=True)
+    enabled = pw.BooleanField(default=True, constraints=[sql_default(1)])
+    max_runtime = pw.BigIntegerField(null=True)
+    permission_mode = pw.TextField(default="acceptEdits", constraints=[sql_default("acceptEdits")])
+    status = pw.TextField(
+        default="active",
+        constraints=[sql_default("active"), enum_check("status", SCHEDULE_STATUSES)],
+    )
+    created_at = pw.TextField()
+    updated_at = pw.TextField()
+
+    class Meta:
+        table_name = "pulse_schedules"
+
+
+class PulseRun(BaseModel):
+    """One execution of a schedule."""
+
+    id = pw.CharField(max_length=26, primary_key=True)
+    # index=False: the (schedule_id, created_at) index below serves lookups by schedule.
+    schedule = pw.ForeignKeyField(
+        PulseSchedule,
+        column_name="schedule_id",
+        field="id",
+        on_delete="CASCADE",
+        index=False,
+    )
+    status = pw.TextField(constraints=[enum_check("status", RUN_STATUSES)])
+    started_at = pw.TextField()
+    finished_at = pw.TextField(null=True)
+    duration_ms = pw.BigIntegerField(null=True)
+    output = pw.TextField(null=True)
+    error = pw.TextField(null=True)
+    session_id = pw.TextField(null=True)
+    trigger = pw.TextField(
+        default="scheduled",
+        constraints=[sql_default("scheduled"), enum_check("trigger", RUN_TRIGGERS)],
+    )
+    created_at = pw.TextField(index=True)
+
+    class Meta:
+        table_name = "pulse_runs"
+        indexes = ((("schedule", "created_at"), False), (("status",), False))
