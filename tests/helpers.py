@@ -1,0 +1,54 @@
+"""Helpers shared by tests, importable by spawned child processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import dorkstore
+
+
+def write_migration(directory: Path, name: str, migrate: str, rollback: str = "pass") -> Path:
+    """Write migration `name` (``NNN_name``) whose functions run the given bodies."""
+    path = directory / f"{name}.py"
+    path.write_text(
+        "import peewee as pw\n\n\n"
+        "def migrate(migrator, database, *, fake=False):\n"
+        + textwrap.indent(textwrap.dedent(migrate).strip(), "    ")
+        + "\n\n\ndef rollback(migrator, database, *, fake=False):\n"
+        + textwrap.indent(textwrap.dedent(rollback).strip(), "    ")
+        + "\n"
+    )
+    return path
+
+
+def stdlib_sqlite(path: Path, script: str) -> Any:
+    """Run `script` in a child process with the standard sqlite3 module; return its JSON output.
+
+    The script sees `conn` (a sqlite3 connection to `path`) and sets `result`. A
+    child process keeps the standard library's SQLite away from the APSW copy
+    that dorkstore uses in this one (two copies in one process drop each
+    other's POSIX locks).
+    """
+    program = (
+        "import json, sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "result = None\n" + textwrap.dedent(script) + "\nconn.close()\nprint(json.dumps(result))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise AssertionError(f"child sqlite3 failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def init_db_after(path: str, barrier: Any) -> None:
+    """Wait for every sibling process, then open and migrate `path` (a spawn target)."""
+    barrier.wait()
+    dorkstore.init_db(path)
+    dorkstore.close_db()

@@ -1,0 +1,227 @@
+"""init_db and close_db: targets, file modes, pragmas and refusals (SPEC section 2)."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+import threading
+from pathlib import Path
+
+import apsw
+import peewee as pw
+import pytest
+
+import dorkstore
+from dorkstore import db as dbmodule
+from dorkstore.errors import DatabaseError, ValidationError
+
+EXPECTED_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": 1,
+    "busy_timeout": 5000,
+    "foreign_keys": 1,
+}
+
+
+def read_pragmas(database: pw.SqliteDatabase) -> dict[str, object]:
+    return {name: database.pragma(name) for name in EXPECTED_PRAGMAS}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_pragmas_hold_on_the_opening_connection(db: pw.SqliteDatabase) -> None:
+    """The connection init_db opens runs with the four pragmas."""
+    assert EXPECTED_PRAGMAS == read_pragmas(db)
+
+
+def test_pragmas_hold_on_connections_of_other_threads(db: pw.SqliteDatabase) -> None:
+    """Each thread gets its own connection, configured the same way."""
+    seen: list[dict[str, object]] = []
+    connections: list[object] = []
+
+    def probe() -> None:
+        seen.append(read_pragmas(dorkstore.database))
+        connections.append(dorkstore.database.connection())
+        dorkstore.close_db()
+
+    threads = [threading.Thread(target=probe) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [EXPECTED_PRAGMAS] * 3 == seen
+    assert 3 == len({id(connection) for connection in connections} - {id(db.connection())})
+
+
+def test_sqlite_library_is_new_enough() -> None:
+    """The SQLite dorkstore runs on is free of the WAL-reset bug."""
+    version = tuple(int(part) for part in apsw.sqlitelibversion().split("."))
+    assert version >= (3, 51, 3)
+
+
+@pytest.mark.parametrize("version", ["3.7.0", "3.40.1", "3.51.1", "3.51.2"])
+def test_libraries_with_the_wal_reset_bug_are_refused(version: str) -> None:
+    """A SQLite between 3.7.0 and 3.51.2 raises DatabaseError naming the bug."""
+    with pytest.raises(DatabaseError, match="WAL-reset bug"):
+        dbmodule.check_sqlite_version(version)
+
+
+@pytest.mark.parametrize("version", ["3.51.3", "3.52.0", "3.54.1", "4.0.0"])
+def test_fixed_libraries_are_accepted(version: str) -> None:
+    """3.51.3 and later pass the check."""
+    dbmodule.check_sqlite_version(version)
+
+
+def test_default_target_is_dork_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no target, the database is $DORK_HOME/dork.db; DORK_HOME is created 0700."""
+    home = tmp_path / "home" / ".dork"
+    monkeypatch.setenv("DORK_HOME", str(home))
+    database = dorkstore.init_db()
+    try:
+        assert str(home / "dork.db") == database.database
+        assert 0o700 == mode(home)
+        assert 0o600 == mode(home / "dork.db")
+    finally:
+        dorkstore.close_db()
+
+
+def test_dork_home_defaults_to_dot_dork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without DORK_HOME the default path is ~/.dork/dork.db."""
+    monkeypatch.delenv("DORK_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert tmp_path / ".dork" / "dork.db" == dbmodule.default_path()
+
+
+def test_new_file_and_its_wal_are_private(db: pw.SqliteDatabase, db_path: Path) -> None:
+    """A new database file gets 0600, and its -wal and -shm follow it."""
+    db.execute_sql("INSERT INTO agent_denials (id, path, created_at) VALUES ('D', '/d', 't')")
+    assert 0o600 == mode(db_path)
+    assert 0o600 == mode(db_path.with_name("dork.db-wal"))
+    assert 0o600 == mode(db_path.with_name("dork.db-shm"))
+
+
+def test_existing_file_keeps_its_mode(db_path: Path) -> None:
+    """init_db does not change the mode of a file that already exists."""
+    db_path.touch(mode=0o640)
+    db_path.chmod(0o640)
+    dorkstore.init_db(db_path)
+    dorkstore.close_db()
+    assert 0o640 == mode(db_path)
+
+
+def test_path_like_and_str_targets_open_the_same_file(db_path: Path) -> None:
+    """A str and an os.PathLike name the same database."""
+    dorkstore.init_db(db_path)
+    dorkstore.database.execute_sql(
+        "INSERT INTO agent_denials (id, path, created_at) VALUES ('D', '/d', 't')"
+    )
+    dorkstore.init_db(str(db_path))
+    try:
+        (count,) = dorkstore.database.execute_sql("SELECT count(*) FROM agent_denials").fetchone()
+        assert 1 == count
+    finally:
+        dorkstore.close_db()
+
+
+def test_memory_database_is_migrated_and_shared_by_threads() -> None:
+    """The ":memory:" target gives one migrated database that every thread sees."""
+    database = dorkstore.init_db(":memory:")
+    try:
+        database.execute_sql(
+            "INSERT INTO agent_denials (id, path, created_at) VALUES ('D', '/d', 't')"
+        )
+        counts: list[int] = []
+        thread = threading.Thread(
+            target=lambda: counts.append(
+                dorkstore.database.execute_sql("SELECT count(*) FROM agent_denials").fetchone()[0]
+            )
+        )
+        thread.start()
+        thread.join()
+        assert [1] == counts
+        assert "pulse_runs" in database.get_tables()
+    finally:
+        dorkstore.close_db()
+
+
+def test_migrate_false_creates_no_tables(db_path: Path) -> None:
+    """With migrate=False the file is opened and nothing is created in it."""
+    database = dorkstore.init_db(db_path, migrate=False)
+    try:
+        assert [] == database.get_tables()
+    finally:
+        dorkstore.close_db()
+
+
+def test_init_db_again_repoints_the_proxy_and_closes_the_old(tmp_path: Path) -> None:
+    """A second init_db points dorkstore.database at the new database and closes the first."""
+    first = dorkstore.init_db(tmp_path / "one.db")
+    second = dorkstore.init_db(tmp_path / "two.db")
+    try:
+        assert first.is_closed()
+        assert second is dorkstore.database.obj
+        assert str(tmp_path / "two.db") == dorkstore.database.database
+    finally:
+        dorkstore.close_db()
+
+
+def test_failed_init_db_leaves_the_proxy_as_it_was(db: pw.SqliteDatabase, tmp_path: Path) -> None:
+    """When the new target cannot be opened, the previous database stays in use."""
+    with pytest.raises(DatabaseError):
+        dorkstore.init_db(tmp_path)
+    assert db is dorkstore.database.obj
+    assert not db.is_closed()
+
+
+def test_close_db_closes_the_connection(db: pw.SqliteDatabase) -> None:
+    """close_db closes this thread's connection."""
+    dorkstore.close_db()
+    assert db.is_closed()
+
+
+def test_directory_target_is_refused(tmp_path: Path) -> None:
+    """A directory is not a database file."""
+    with pytest.raises(DatabaseError, match="is a directory"):
+        dorkstore.init_db(tmp_path)
+
+
+def test_missing_parent_directory_is_refused(tmp_path: Path) -> None:
+    """init_db creates DORK_HOME, but not the parents of an explicit path."""
+    target = tmp_path / "missing" / "dork.db"
+    with pytest.raises(DatabaseError, match="does not exist"):
+        dorkstore.init_db(target)
+    assert not target.parent.exists()
+
+
+def test_text_file_is_refused_and_left_unchanged(tmp_path: Path) -> None:
+    """A file that is not SQLite raises DatabaseError and keeps its bytes."""
+    target = tmp_path / "notes.db"
+    target.write_text("these are my notes, not a database\n" * 200)
+    before = digest(target)
+    with pytest.raises(DatabaseError, match="not a SQLite database"):
+        dorkstore.init_db(target)
+    assert before == digest(target)
+    assert not target.with_name("notes.db-wal").exists()
+
+
+def test_zero_byte_file_is_migrated(db_path: Path) -> None:
+    """An empty file is a valid empty database and gets the schema."""
+    db_path.touch()
+    database = dorkstore.init_db(db_path)
+    try:
+        assert "pulse_schedules" in database.get_tables()
+    finally:
+        dorkstore.close_db()
+
+
+@pytest.mark.parametrize("target", [42, b"/tmp/dork.db", 3.5])
+def test_target_of_the_wrong_type_is_a_validation_error(target: object) -> None:
+    """Only str and os.PathLike[str] name a database."""
+    with pytest.raises(ValidationError):
+        dorkstore.init_db(target)  # type: ignore[arg-type]
