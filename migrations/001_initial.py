@@ -41,19 +41,28 @@ with suppress(ImportError):
 
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """Write your migrations here."""
+
     @migrator.create_model
     class Agent(pw.Model):
         id = pw.CharField(max_length=26, primary_key=True)
         name = pw.TextField()
         runtime = pw.TextField(index=True)
         project_path = pw.TextField(unique=True)
-        namespace = pw.TextField(default='default', index=True, constraints=[pw.SQL("DEFAULT 'default'")])
-        capabilities_json = pw.TextField(default='[]', constraints=[pw.SQL("DEFAULT '[]'")])
+        namespace = pw.TextField(
+            default="default", index=True, constraints=[pw.SQL("DEFAULT 'default'")]
+        )
+        capabilities_json = pw.TextField(default="[]", constraints=[pw.SQL("DEFAULT '[]'")])
         entrypoint = pw.TextField(null=True)
         version = pw.TextField(null=True)
         description = pw.TextField(null=True)
         approver = pw.TextField(null=True)
-        status = pw.TextField(default='active', constraints=[pw.SQL("DEFAULT 'active'"), pw.Check(""""status" IN ('active', 'inactive')""")])
+        status = pw.TextField(
+            default="active",
+            constraints=[
+                pw.SQL("DEFAULT 'active'"),
+                pw.Check(""""status" IN ('active', 'inactive')"""),
+            ],
+        )
         last_seen_at = pw.TextField(null=True)
         last_seen_event = pw.TextField(null=True)
         registered_at = pw.TextField(index=True)
@@ -79,13 +88,21 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
         name = pw.TextField()
         description = pw.TextField(null=True)
         cron = pw.TextField()
-        timezone = pw.TextField(default='UTC', constraints=[pw.SQL("DEFAULT 'UTC'")])
+        timezone = pw.TextField(default="UTC", constraints=[pw.SQL("DEFAULT 'UTC'")])
         prompt = pw.TextField()
         cwd = pw.TextField(null=True)
-        enabled = pw.BooleanField(default=True, constraints=[pw.SQL('DEFAULT 1')])
+        enabled = pw.BooleanField(default=True, constraints=[pw.SQL("DEFAULT 1")])
         max_runtime = pw.BigIntegerField(null=True)
-        permission_mode = pw.TextField(default='acceptEdits', constraints=[pw.SQL("DEFAULT 'acceptEdits'")])
-        status = pw.TextField(default='active', constraints=[pw.SQL("DEFAULT 'active'"), pw.Check(""""status" IN ('active', 'paused', 'pending_approval')""")])
+        permission_mode = pw.TextField(
+            default="acceptEdits", constraints=[pw.SQL("DEFAULT 'acceptEdits'")]
+        )
+        status = pw.TextField(
+            default="active",
+            constraints=[
+                pw.SQL("DEFAULT 'active'"),
+                pw.Check(""""status" IN ('active', 'paused', 'pending_approval')"""),
+            ],
+        )
         created_at = pw.TextField()
         updated_at = pw.TextField()
 
@@ -95,26 +112,44 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     @migrator.create_model
     class PulseRun(pw.Model):
         id = pw.CharField(max_length=26, primary_key=True)
-        schedule = pw.ForeignKeyField(column_name='schedule_id', field='id', model=migrator.orm['pulse_schedules'], on_delete='CASCADE', index=False)
-        status = pw.TextField(constraints=[pw.Check(""""status" IN ('running', 'completed', 'failed', 'cancelled', 'timeout')""")])
+        schedule = pw.ForeignKeyField(
+            column_name="schedule_id",
+            field="id",
+            model=migrator.orm["pulse_schedules"],
+            on_delete="CASCADE",
+            index=False,
+        )
+        status = pw.TextField(
+            constraints=[
+                pw.Check(
+                    """"status" IN ('running', 'completed', 'failed', 'cancelled', 'timeout')"""
+                )
+            ]
+        )
         started_at = pw.TextField()
         finished_at = pw.TextField(null=True)
         duration_ms = pw.BigIntegerField(null=True)
         output = pw.TextField(null=True)
         error = pw.TextField(null=True)
         session_id = pw.TextField(null=True)
-        trigger = pw.TextField(default='scheduled', constraints=[pw.SQL("DEFAULT 'scheduled'"), pw.Check(""""trigger" IN ('scheduled', 'manual', 'agent')""")])
+        trigger = pw.TextField(
+            default="scheduled",
+            constraints=[
+                pw.SQL("DEFAULT 'scheduled'"),
+                pw.Check(""""trigger" IN ('scheduled', 'manual', 'agent')"""),
+            ],
+        )
         created_at = pw.TextField(index=True)
 
         class Meta:
             table_name = "pulse_runs"
-            indexes = [(('schedule', 'created_at'), False), (('status',), False)]
+            indexes = [(("schedule", "created_at"), False), (("status",), False)]
 
     @migrator.create_model
     class RateLimitBucket(pw.Model):
         agent_id = pw.TextField()
         bucket_minute = pw.BigIntegerField()
-        count = pw.BigIntegerField(default=0, constraints=[pw.SQL('DEFAULT 0')])
+        count = pw.BigIntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])
 
         class Meta:
             table_name = "rate_limit_buckets"
@@ -133,7 +168,14 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
         subject = pw.TextField(index=True)
         endpoint_hash = pw.TextField(index=True)
         sender = pw.TextField(index=True, null=True)
-        status = pw.TextField(default='pending', index=True, constraints=[pw.SQL("DEFAULT 'pending'"), pw.Check(""""status" IN ('pending', 'delivered', 'failed')""")])
+        status = pw.TextField(
+            default="pending",
+            index=True,
+            constraints=[
+                pw.SQL("DEFAULT 'pending'"),
+                pw.Check(""""status" IN ('pending', 'delivered', 'failed')"""),
+            ],
+        )
         expires_at = pw.TextField(index=True, null=True)
         payload = pw.TextField(null=True)
         metadata = pw.TextField(null=True)
@@ -142,7 +184,12 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
         class Meta:
             table_name = "relay_index"
             without_rowid = True
-            indexes = [(('subject', 'created_at'), False), (('endpoint_hash', 'created_at'), False), (('endpoint_hash', 'status'), False), (('sender', 'created_at'), False)]
+            indexes = [
+                (("subject", "created_at"), False),
+                (("endpoint_hash", "created_at"), False),
+                (("endpoint_hash", "status"), False),
+                (("sender", "created_at"), False),
+            ]
 
     @migrator.create_model
     class RelayTrace(pw.Model):
@@ -150,7 +197,10 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
         message_id = pw.TextField(unique=True)
         trace_id = pw.TextField(index=True)
         subject = pw.TextField(index=True)
-        status = pw.TextField(index=True, constraints=[pw.Check(""""status" IN ('sent', 'delivered', 'failed', 'timeout')""")])
+        status = pw.TextField(
+            index=True,
+            constraints=[pw.Check(""""status" IN ('sent', 'delivered', 'failed', 'timeout')""")],
+        )
         sent_at = pw.TextField(index=True)
         delivered_at = pw.TextField(null=True)
         processed_at = pw.TextField(null=True)
@@ -163,16 +213,16 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
     """Write your rollback migrations here."""
-    migrator.remove_model('relay_traces')
+    migrator.remove_model("relay_traces")
 
-    migrator.remove_model('relay_index')
+    migrator.remove_model("relay_index")
 
-    migrator.remove_model('rate_limit_buckets')
+    migrator.remove_model("rate_limit_buckets")
 
-    migrator.remove_model('pulse_runs')
+    migrator.remove_model("pulse_runs")
 
-    migrator.remove_model('pulse_schedules')
+    migrator.remove_model("pulse_schedules")
 
-    migrator.remove_model('agent_denials')
+    migrator.remove_model("agent_denials")
 
-    migrator.remove_model('agents')
+    migrator.remove_model("agents")
