@@ -1,16 +1,19 @@
 """The one timestamp format dorkstore stores: UTC, milliseconds, ``Z`` suffix.
 
 Ordering and range queries compare these strings, so every timestamp written to
-the database must come through `format_timestamp`.
+the database goes through `format_timestamp` or `parse_timestamp`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dorkstore.errors import ValidationError
 
-__all__ = ["format_timestamp", "utc_now"]
+__all__ = ["EPOCH", "format_timestamp", "parse_timestamp", "utc_now"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = 2**63
 
 
 def utc_now() -> datetime:
@@ -19,11 +22,50 @@ def utc_now() -> datetime:
 
 
 def format_timestamp(moment: datetime) -> str:
-    """Return `moment` as ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+    """Return `moment` as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (truncated to the millisecond).
 
-    Raises ValidationError for a naive datetime: its offset is unknown.
+    Raises ValidationError for a naive datetime, whose offset is unknown, and
+    for one that falls outside years 1 to 9999 once converted to UTC.
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValidationError(f"naive datetime {moment.isoformat()!r} has no UTC offset")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValidationError(f"{moment.isoformat()!r} is out of range in UTC") from exc
+    # Explicit widths: strftime("%Y") does not zero-pad years before 1000 everywhere.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_timestamp(value: object, name: str, *, epoch_ms: bool = False) -> str:
+    """Normalise `value` to the canonical form, or raise ValidationError naming `name`.
+
+    Accepts an aware `datetime` or an ISO 8601 string with an offset (``Z`` or
+    ``+hh:mm``); with `epoch_ms`, also an int of Unix epoch milliseconds.
+    Naive datetimes, strings without an offset and anything unparseable are
+    refused: their meaning is ambiguous.
+    """
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValidationError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
+        if moment.tzinfo is None:
+            raise ValidationError(f"{name}: {value!r} has no UTC offset; add 'Z' or '+hh:mm'")
+        return format_timestamp(moment)
+    if epoch_ms and isinstance(value, int) and not isinstance(value, bool):
+        if not -_INT64 <= value < _INT64:
+            raise ValidationError(f"{name}: {value} does not fit in 64 bits")
+        try:
+            return format_timestamp(EPOCH + timedelta(milliseconds=value))
+        except OverflowError as exc:
+            raise ValidationError(f"{name}: {value} ms is out of range") from exc
+    accepted = "an aware datetime, an ISO 8601 string" + (
+        " or epoch milliseconds" if epoch_ms else ""
+    )
+    raise ValidationError(f"{name} must be {accepted}, got {type(value).__name__}")

@@ -1,0 +1,572 @@
+"""RelayIndex, the rebuildable index over Maildir files, and TraceStore, delivery telemetry."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+
+from dorkstore import dialect
+from dorkstore import validation as check
+from dorkstore.db import database
+from dorkstore.errors import ValidationError
+from dorkstore.models.relay import MESSAGE_STATUSES, TRACE_STATUSES, RelayMessage, RelayTrace
+from dorkstore.repositories.base import Repository, guarded, rows, write_transaction
+from dorkstore.timestamps import format_timestamp, parse_timestamp
+
+__all__ = [
+    "LEGACY_TRACE_STATUSES",
+    "MAILDIR_STATUSES",
+    "DeliveryMetrics",
+    "IndexedMessage",
+    "MessagePage",
+    "RelayIndex",
+    "RelayMetrics",
+    "TraceSpan",
+    "TraceStore",
+]
+
+logger = logging.getLogger("dorkstore")
+
+#: Maildir subdirectory -> index status. ``tmp/`` holds half-written files and is ignored.
+MAILDIR_STATUSES = {"new": "pending", "cur": "delivered", "failed": "failed"}
+#: Status names older callers send -> the names stored now.
+LEGACY_TRACE_STATUSES = {"pending": "sent", "processed": "delivered", "dead_lettered": "timeout"}
+
+#: Rows per executemany batch in insert_many and rebuild.
+_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMessage:
+    """One indexed Maildir message; `payload` and `metadata` are decoded JSON."""
+
+    id: str
+    subject: str
+    endpoint_hash: str
+    sender: str | None
+    status: str
+    expires_at: str | None
+    payload: Any
+    metadata: Any
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One page of `query_messages`; `next_cursor` is None on the last page."""
+
+    messages: list[IndexedMessage]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayMetrics:
+    """Counts over the index: `by_subject` by count descending, then subject."""
+
+    total_messages: int
+    by_status: dict[str, int]
+    by_subject: list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSpan:
+    """One message's trip through the relay."""
+
+    id: str
+    message_id: str
+    trace_id: str
+    subject: str
+    status: str
+    sent_at: str
+    delivered_at: str | None
+    processed_at: str | None
+    error_message: str | None
+    metadata: Any
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryMetrics:
+    """Delivery counts and latency (delivered_at - sent_at) over all spans."""
+
+    total_messages: int
+    delivered_count: int
+    failed_count: int
+    dead_lettered_count: int
+    avg_delivery_latency_ms: float | None
+    p95_delivery_latency_ms: int | None
+    active_endpoints: int
+    budget_rejections: dict[str, int]
+
+
+_MESSAGE_FIELDS = tuple(IndexedMessage.__dataclass_fields__)
+_MESSAGE_COLUMNS = [getattr(RelayMessage, name) for name in _MESSAGE_FIELDS]
+_SPAN_COLUMNS = [getattr(RelayTrace, name) for name in TraceSpan.__dataclass_fields__]
+_NEWEST_FIRST = (RelayMessage.created_at.desc(), RelayMessage.id.desc())
+
+
+def _message(row: tuple[Any, ...]) -> IndexedMessage:
+    values = list(row)
+    values[6] = None if values[6] is None else json.loads(values[6])
+    values[7] = None if values[7] is None else json.loads(values[7])
+    return IndexedMessage(*values)
+
+
+def _span(row: tuple[Any, ...]) -> TraceSpan:
+    values = list(row)
+    values[-1] = None if values[-1] is None else json.loads(values[-1])
+    return TraceSpan(*values)
+
+
+def _message_row(
+    id: object,
+    subject: object,
+    endpoint_hash: object,
+    sender: object,
+    status: object,
+    expires_at: object,
+    payload: object,
+    metadata: object,
+    created_at: object,
+) -> tuple[Any, ...]:
+    """Validate one message; return its column values in `_MESSAGE_FIELDS` order."""
+    return (
+        check.text(id, "id"),
+        check.text(subject, "subject"),
+        check.text(endpoint_hash, "endpoint_hash"),
+        check.optional_text(sender, "sender"),
+        check.choice(status, "status", MESSAGE_STATUSES),
+        None if expires_at is None else parse_timestamp(expires_at, "expires_at"),
+        check.json_text(payload, "payload"),
+        check.json_text(metadata, "metadata"),
+        parse_timestamp(created_at, "created_at"),
+    )
+
+
+@functools.cache
+def _upsert_sql() -> str:
+    """Return the parametrised insert-or-replace-by-id statement, built by Peewee."""
+    placeholder = {name: f"<{name}>" for name in _MESSAGE_FIELDS}
+    query = RelayMessage.insert(placeholder).on_conflict(
+        conflict_target=[RelayMessage.id],
+        preserve=[column for column in _MESSAGE_COLUMNS if column is not RelayMessage.id],
+    )
+    sql, params = query.sql()
+    if list(params) != list(placeholder.values()):  # executemany binds by position
+        raise AssertionError(f"unexpected column order in {sql}")
+    return str(sql)
+
+
+def _executemany(rows: Iterable[tuple[Any, ...]]) -> int:
+    """Upsert `rows` in batches on this thread's connection; return how many."""
+    sql, total, batch = _upsert_sql(), 0, []
+    cursor = database.cursor()
+    for row in rows:
+        batch.append(row)
+        if len(batch) == _BATCH:
+            cursor.executemany(sql, batch)
+            total, batch = total + len(batch), []
+    if batch:
+        cursor.executemany(sql, batch)
+        total += len(batch)
+    return total
+
+
+class RelayIndex(Repository):
+    """Derived, rebuildable index over the relay's Maildir message files."""
+
+    @guarded
+    def insert_message(
+        self,
+        id: str,
+        subject: str,
+        endpoint_hash: str,
+        *,
+        status: str = "pending",
+        created_at: object = None,
+        expires_at: object = None,
+        sender: str | None = None,
+        payload: Any = None,
+        metadata: Any = None,
+    ) -> IndexedMessage:
+        """Insert a message, or replace the one with this id; return it as stored."""
+        row = _message_row(
+            id,
+            subject,
+            endpoint_hash,
+            sender,
+            status,
+            expires_at,
+            payload,
+            metadata,
+            self._now() if created_at is None else created_at,
+        )
+        with write_transaction():
+            _executemany([row])
+        return _message(row)
+
+    @guarded
+    def insert_many(self, messages: Iterable[IndexedMessage]) -> int:
+        """Insert or replace every message in one transaction; return how many.
+
+        Nothing is written if any message is invalid.
+        """
+        if isinstance(messages, IndexedMessage) or not isinstance(messages, Iterable):
+            raise ValidationError("messages must be an iterable of IndexedMessage")
+        rows = [_validated(message) for message in messages]
+        with write_transaction():
+            return _executemany(rows)
+
+    @guarded
+    def update_status(self, id: str, status: str) -> bool:
+        """Set a message's status; False if there is no such message."""
+        query = RelayMessage.update(status=check.choice(status, "status", MESSAGE_STATUSES))
+        return bool(query.where(RelayMessage.id == check.text(id, "id")).execute())
+
+    @guarded
+    def get_message(self, id: str) -> IndexedMessage | None:
+        """Return the message with this id, or None."""
+        query = RelayMessage.select(*_MESSAGE_COLUMNS).where(
+            RelayMessage.id == check.text(id, "id")
+        )
+        return next((_message(row) for row in rows(query)), None)
+
+    @guarded
+    def get_by_subject(self, subject: str) -> list[IndexedMessage]:
+        """Return the messages on a subject, newest first."""
+        return self._newest_first(RelayMessage.subject == check.text(subject, "subject"))
+
+    @guarded
+    def get_by_endpoint(self, endpoint_hash: str) -> list[IndexedMessage]:
+        """Return the messages for an endpoint, newest first."""
+        endpoint_hash = check.text(endpoint_hash, "endpoint_hash")
+        return self._newest_first(RelayMessage.endpoint_hash == endpoint_hash)
+
+    @guarded
+    def count_sender_in_window(self, sender: str, window_start: object) -> int:
+        """Return how many messages `sender` created strictly after `window_start`."""
+        query = RelayMessage.select().where(
+            (RelayMessage.sender == check.text(sender, "sender"))
+            & (RelayMessage.created_at > parse_timestamp(window_start, "window_start"))
+        )
+        return int(query.count())
+
+    @guarded
+    def count_pending_by_endpoint(self, endpoint_hash: str) -> int:
+        """Return how many pending messages an endpoint has (for backpressure)."""
+        query = RelayMessage.select().where(
+            (RelayMessage.endpoint_hash == check.text(endpoint_hash, "endpoint_hash"))
+            & (RelayMessage.status == "pending")
+        )
+        return int(query.count())
+
+    @guarded
+    def query_messages(
+        self,
+        *,
+        subject: str | None = None,
+        status: str | None = None,
+        sender: str | None = None,
+        endpoint_hash: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> MessagePage:
+        """Return one page of matching messages, by id descending.
+
+        `cursor` is the previous page's `next_cursor`; walking every page yields
+        each matching message exactly once.
+        """
+        limit = check.integer(limit, "limit", minimum=1)
+        query = RelayMessage.select(*_MESSAGE_COLUMNS)
+        if subject is not None:
+            query = query.where(RelayMessage.subject == check.text(subject, "subject"))
+        if status is not None:
+            query = query.where(
+                RelayMessage.status == check.choice(status, "status", MESSAGE_STATUSES)
+            )
+        if sender is not None:
+            query = query.where(RelayMessage.sender == check.text(sender, "sender"))
+        if endpoint_hash is not None:
+            endpoint_hash = check.text(endpoint_hash, "endpoint_hash")
+            query = query.where(RelayMessage.endpoint_hash == endpoint_hash)
+        if cursor is not None:
+            query = query.where(RelayMessage.id < check.text(cursor, "cursor"))
+        # One row more than the page tells whether another page exists.
+        found = rows(query.order_by(RelayMessage.id.desc()).limit(limit + 1))
+        messages = [_message(row) for row in found[:limit]]
+        return MessagePage(messages, messages[-1].id if len(found) > limit else None)
+
+    @guarded
+    def delete_expired(self) -> int:
+        """Delete messages whose `expires_at` is strictly before now; return how many."""
+        query = RelayMessage.delete().where(RelayMessage.expires_at < self._now_text())
+        return int(query.execute())
+
+    @guarded
+    def rebuild(
+        self,
+        maildir_root: str | os.PathLike[str],
+        *,
+        report: Callable[[Path, str | None], None] | None = None,
+    ) -> int:
+        """Replace the whole index with the Maildir tree's messages; return how many.
+
+        The tree is read first, then the index is replaced in one transaction, so
+        a failure or a kill midway leaves the previous index intact. A file that
+        cannot be read or parsed is skipped and logged at WARNING; `report`, if
+        given, is called with each message file's path and None (indexed) or
+        the reason it was skipped. Raises ValidationError if the root is not a
+        directory.
+        """
+        root = Path(check.canonical_path(maildir_root, "maildir_root"))
+        if not root.is_dir():
+            raise ValidationError(f"maildir_root {root} is not a directory")
+        envelopes = []
+        for path, status in _message_files(root):
+            try:
+                envelopes.append(_envelope_row(path, status))
+            except _MalformedFileError as exc:
+                logger.warning("skipping %s: %s", path, exc)
+                if report:
+                    report(path, str(exc))
+                continue
+            if report:
+                report(path, None)
+        with write_transaction():
+            RelayMessage.delete().execute()
+            _executemany(envelopes)
+            return int(RelayMessage.select().count())
+
+    @guarded
+    def get_metrics(self) -> RelayMetrics:
+        """Return the number of messages, per status (those that occur) and per subject."""
+        count = pw.fn.COUNT(RelayMessage.id)
+        with database.atomic():  # one snapshot for the three queries
+            total = RelayMessage.select().count()
+            by_status = RelayMessage.select(RelayMessage.status, count).group_by(
+                RelayMessage.status
+            )
+            by_subject = (
+                RelayMessage.select(RelayMessage.subject, count)
+                .group_by(RelayMessage.subject)
+                .order_by(count.desc(), RelayMessage.subject)
+            )
+            return RelayMetrics(
+                total_messages=int(total),
+                by_status={status: int(n) for status, n in rows(by_status)},
+                by_subject=[(subject, int(n)) for subject, n in rows(by_subject)],
+            )
+
+    @guarded
+    def is_wal_mode(self) -> bool:
+        """Return True when the database runs in write-ahead-log mode."""
+        return dialect.is_wal_mode(database)
+
+    def _newest_first(self, condition: pw.Expression) -> list[IndexedMessage]:
+        query = RelayMessage.select(*_MESSAGE_COLUMNS).where(condition).order_by(*_NEWEST_FIRST)
+        return [_message(row) for row in rows(query)]
+
+
+def _validated(message: object) -> tuple[Any, ...]:
+    if not isinstance(message, IndexedMessage):
+        raise ValidationError(f"expected an IndexedMessage, got {type(message).__name__}")
+    return _message_row(*(getattr(message, name) for name in _MESSAGE_FIELDS))
+
+
+class _MalformedFileError(Exception):
+    """A Maildir file that cannot be indexed; the message says why."""
+
+
+def _message_files(root: Path) -> Iterator[tuple[Path, str]]:
+    """Yield (path, status) for each envelope file the layout says to index.
+
+    ``new/`` comes before ``cur/`` and ``failed/``, so a message caught mid-move
+    is indexed with its later status.
+    """
+    for endpoint in sorted(p for p in root.iterdir() if p.is_dir()):
+        for subdirectory, status in MAILDIR_STATUSES.items():
+            folder = endpoint / subdirectory
+            if not folder.is_dir():
+                continue
+            with os.scandir(folder) as entries:
+                names = sorted(
+                    entry.name
+                    for entry in entries
+                    if entry.name.endswith(".json") and not entry.name.endswith(".reason.json")
+                )
+            for name in names:
+                yield folder / name, status
+
+
+def _envelope_row(path: Path, status: str) -> tuple[Any, ...]:
+    """Read one envelope and return its index row; raise _MalformedFileError saying why not."""
+    try:
+        envelope = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise _MalformedFileError(f"unreadable: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise _MalformedFileError(f"not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise _MalformedFileError("not a JSON object")
+    message_id = path.name.removesuffix(".json")
+    if envelope.get("id") != message_id:
+        raise _MalformedFileError(f"id {envelope.get('id')!r} does not match the file name")
+    budget = envelope.get("budget")
+    ttl = budget.get("ttl") if isinstance(budget, dict) else None
+    try:
+        if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+            if not (isinstance(ttl, float) and math.isfinite(ttl) and ttl.is_integer()):
+                raise ValidationError(f"budget.ttl must be epoch milliseconds, got {ttl!r}")
+            ttl = int(ttl)
+        return _message_row(
+            message_id,
+            envelope.get("subject"),
+            path.parent.parent.name,
+            envelope.get("from"),
+            status,
+            parse_timestamp(ttl, "budget.ttl", epoch_ms=True) if ttl else None,
+            None,
+            None,
+            envelope.get("createdAt"),
+        )
+    except ValidationError as exc:
+        raise _MalformedFileError(str(exc)) from exc
+
+
+class TraceStore(Repository):
+    """Delivery spans, one per message, and the metrics over them."""
+
+    @guarded
+    def insert_span(
+        self,
+        message_id: str,
+        trace_id: str,
+        subject: str,
+        *,
+        status: str = "sent",
+        metadata: Any = None,
+    ) -> TraceSpan:
+        """Record that a message was sent (now). Raises ConflictError if it has a span."""
+        now = self._now()
+        span = TraceSpan(
+            id=self._new_id(now),
+            message_id=check.text(message_id, "message_id"),
+            trace_id=check.text(trace_id, "trace_id"),
+            subject=check.text(subject, "subject"),
+            status=_trace_status(status),
+            sent_at=format_timestamp(now),
+            delivered_at=None,
+            processed_at=None,
+            error_message=None,
+            metadata=metadata,
+        )
+        row = {name: getattr(span, name) for name in TraceSpan.__dataclass_fields__}
+        row["metadata"] = check.json_text(metadata, "metadata")
+        RelayTrace.insert(row).execute()
+        return _span(tuple(row.values()))
+
+    @guarded
+    def update_span(
+        self,
+        message_id: str,
+        *,
+        status: str | None = None,
+        delivered_at: object = None,
+        processed_at: object = None,
+        error: str | None = None,
+    ) -> bool:
+        """Set the given fields (None keeps a field); False if the message has no span.
+
+        Timestamps may also be Unix epoch milliseconds; `error` sets error_message.
+        """
+        message_id = check.text(message_id, "message_id")
+        fields: dict[str, Any] = {}
+        if status is not None:
+            fields["status"] = _trace_status(status)
+        if delivered_at is not None:
+            fields["delivered_at"] = parse_timestamp(delivered_at, "delivered_at", epoch_ms=True)
+        if processed_at is not None:
+            fields["processed_at"] = parse_timestamp(processed_at, "processed_at", epoch_ms=True)
+        if error is not None:
+            fields["error_message"] = check.text(error, "error", empty=True)
+        where = RelayTrace.message_id == message_id
+        if not fields:
+            return RelayTrace.select().where(where).exists()
+        return bool(RelayTrace.update(fields).where(where).execute())
+
+    @guarded
+    def get_span(self, message_id: str) -> TraceSpan | None:
+        """Return a message's span, or None."""
+        message_id = check.text(message_id, "message_id")
+        query = RelayTrace.select(*_SPAN_COLUMNS).where(RelayTrace.message_id == message_id)
+        return next((_span(row) for row in rows(query)), None)
+
+    @guarded
+    def get_trace(self, trace_id: str) -> list[TraceSpan]:
+        """Return a trace's spans ordered by sent_at, then id."""
+        query = (
+            RelayTrace.select(*_SPAN_COLUMNS)
+            .where(RelayTrace.trace_id == check.text(trace_id, "trace_id"))
+            .order_by(RelayTrace.sent_at, RelayTrace.id)
+        )
+        return [_span(row) for row in rows(query)]
+
+    @guarded
+    def get_metrics(self) -> DeliveryMetrics:
+        """Return counts and the average and nearest-rank p95 delivery latency.
+
+        The database computes the latencies: no span is loaded into Python.
+        """
+        latency = pw.Cast(
+            dialect.latency_ms(database, RelayTrace.delivered_at, RelayTrace.sent_at), "INTEGER"
+        )
+        delivered = RelayTrace.select(latency).where(RelayTrace.delivered_at.is_null(False))
+        with database.atomic():  # one snapshot for the three queries
+            ((total, delivered_count, failed_count, timeout_count, subjects),) = rows(
+                RelayTrace.select(
+                    pw.fn.COUNT(RelayTrace.id),
+                    _count_where(RelayTrace.status == "delivered"),
+                    _count_where(RelayTrace.status == "failed"),
+                    _count_where(RelayTrace.status == "timeout"),
+                    pw.fn.COUNT(RelayTrace.subject.distinct()),
+                )
+            )
+            ((timed, average),) = rows(
+                RelayTrace.select(pw.fn.COUNT(latency), pw.fn.AVG(latency)).where(
+                    RelayTrace.delivered_at.is_null(False)
+                )
+            )
+            p95 = None
+            if timed:
+                rank = math.ceil(timed * 95 / 100)  # nearest rank, 1-based
+                p95 = delivered.order_by(latency).limit(1).offset(rank - 1).scalar()
+        return DeliveryMetrics(
+            total_messages=int(total),
+            delivered_count=int(delivered_count or 0),
+            failed_count=int(failed_count or 0),
+            dead_lettered_count=int(timeout_count or 0),
+            avg_delivery_latency_ms=None if average is None else float(average),
+            p95_delivery_latency_ms=None if p95 is None else int(p95),
+            active_endpoints=int(subjects),
+            budget_rejections=dict.fromkeys(
+                ("hop_limit", "ttl_expired", "cycle_detected", "budget_exhausted"), 0
+            ),
+        )
+
+
+def _count_where(condition: pw.Expression) -> pw.Node:
+    return pw.fn.SUM(pw.Case(None, [(condition, 1)], 0))
+
+
+def _trace_status(status: object) -> str:
+    if isinstance(status, str):
+        status = LEGACY_TRACE_STATUSES.get(status, status)
+    return check.choice(status, "status", TRACE_STATUSES)

@@ -1,0 +1,99 @@
+"""Checks applied to every argument at the repository edge.
+
+Each returns the value as it will be stored, or raises ValidationError naming
+the argument. They exist so that bad input never reaches the database driver,
+whose errors are neither typed for callers nor always clear.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from dorkstore.errors import ValidationError
+
+__all__ = [
+    "INT64_MAX",
+    "canonical_path",
+    "choice",
+    "integer",
+    "json_text",
+    "optional_text",
+    "text",
+    "text_tuple",
+]
+
+INT64_MAX = 2**63 - 1
+
+
+def text(value: object, name: str, *, empty: bool = False) -> str:
+    """Return `value` if it is a str SQLite can store faithfully (no NUL, valid UTF-8)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a str, got {type(value).__name__}")
+    if not empty and not value:
+        raise ValidationError(f"{name} must not be empty")
+    if "\x00" in value:
+        raise ValidationError(f"{name} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"{name} contains a lone surrogate ({exc.reason})") from exc
+    return value
+
+
+def optional_text(value: object, name: str) -> str | None:
+    """Return None or a valid, possibly empty, str."""
+    return None if value is None else text(value, name, empty=True)
+
+
+def integer(value: object, name: str, *, minimum: int = -INT64_MAX - 1) -> int:
+    """Return `value` if it is an int (not a bool) between `minimum` and 2**63 - 1."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValidationError(f"{name} must be at least {minimum}, got {value}")
+    if value > INT64_MAX:
+        raise ValidationError(f"{name} does not fit in 64 bits")
+    return value
+
+
+def choice(value: object, name: str, allowed: Collection[str]) -> str:
+    """Return `value` if it is one of `allowed`."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def json_text(value: object, name: str) -> str | None:
+    """Encode a JSON-serialisable value (None stays NULL) as ASCII JSON text."""
+    if value is None:
+        return None
+    try:
+        # ensure_ascii escapes lone surrogates, so any Python str round-trips.
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValidationError(f"{name} must be JSON-serialisable: {exc}") from exc
+
+
+def text_tuple(values: object, name: str) -> tuple[str, ...]:
+    """Return an iterable of strs (not a str itself) as a tuple."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(f"{name} must be an iterable of str, got {type(values).__name__}")
+    items: list[Any] = list(values)
+    return tuple(text(item, f"{name} item") for item in items)
+
+
+def canonical_path(value: object, name: str) -> str:
+    """Resolve symlinks and ``..`` (`os.path.realpath`), so one place has one spelling."""
+    if not isinstance(value, str | os.PathLike):
+        raise ValidationError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
+    raw = os.fspath(value)
+    if not isinstance(raw, str):
+        raise ValidationError(f"{name} must be a str path, got bytes")
+    text(raw, name)
+    try:
+        return text(os.path.realpath(raw), name)
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"{name}: cannot resolve {raw!r}: {exc}") from exc
