@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dorkstore.errors import ValidationError
+from dorkstore.validation import text
 
 __all__ = ["EPOCH", "format_timestamp", "parse_timestamp", "utc_now"]
 
@@ -51,6 +52,8 @@ def parse_timestamp(value: object, name: str, *, epoch_ms: bool = False) -> str:
     if isinstance(value, datetime):
         return format_timestamp(value)
     if isinstance(value, str):
+        # fromisoformat ignores some trailing junk, a NUL among it.
+        text(value, name)
         try:
             moment = datetime.fromisoformat(value)
         except ValueError as exc:

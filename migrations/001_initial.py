@@ -165,12 +165,11 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     @migrator.create_model
     class RelayMessage(pw.Model):
         id = pw.CharField(max_length=26, primary_key=True)
-        subject = pw.TextField(index=True)
-        endpoint_hash = pw.TextField(index=True)
-        sender = pw.TextField(index=True, null=True)
+        subject = pw.TextField()
+        endpoint_hash = pw.TextField()
+        sender = pw.TextField(null=True)
         status = pw.TextField(
             default="pending",
-            index=True,
             constraints=[
                 pw.SQL("DEFAULT 'pending'"),
                 pw.Check(""""status" IN ('pending', 'delivered', 'failed')"""),
@@ -187,8 +186,12 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
             indexes = [
                 (("subject", "created_at"), False),
                 (("endpoint_hash", "created_at"), False),
-                (("endpoint_hash", "status"), False),
                 (("sender", "created_at"), False),
+                (("subject", "id"), False),
+                (("endpoint_hash", "id"), False),
+                (("endpoint_hash", "status", "id"), False),
+                (("sender", "id"), False),
+                (("status", "id"), False),
             ]
 
     @migrator.create_model

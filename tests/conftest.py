@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import peewee as pw
@@ -11,6 +12,8 @@ import pytest
 
 import dorkstore
 from dorkstore import migrate
+
+from helpers import FakeClock
 
 
 @pytest.fixture
@@ -35,3 +38,9 @@ def migrations_dir(tmp_path: Path) -> Path:
         migrate.default_directory(), target, ignore=shutil.ignore_patterns("__pycache__")
     )
     return target
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock at 2026-02-25T14:03:07.123Z, for repositories' `clock=`."""
+    return FakeClock(datetime(2026, 2, 25, 14, 3, 7, 123000, tzinfo=UTC))

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,32 @@ def init_db_after(path: str, barrier: Any) -> None:
     barrier.wait()
     dorkstore.init_db(path)
     dorkstore.close_db()
+
+
+class FakeClock:
+    """A clock for repositories: returns `now` until told to move."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        """Return the fake now."""
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward by a timedelta's keyword arguments; return the new time."""
+        self.now += timedelta(**delta)
+        return self.now
+
+
+def try_consume_many(path: str, agent_id: str, limit: int, attempts: int, barrier: Any) -> int:
+    """Call BudgetMapper.try_consume `attempts` times after the barrier; return successes.
+
+    A spawn target: opens its own connection to `path`.
+    """
+    dorkstore.init_db(path)
+    budgets = dorkstore.BudgetMapper()
+    barrier.wait()
+    allowed = sum(budgets.try_consume(agent_id, limit).allowed for _ in range(attempts))
+    dorkstore.close_db()
+    return allowed

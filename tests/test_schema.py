@@ -20,20 +20,21 @@ TABLES = {
 }
 
 # (table, columns, unique) for every key and index of SPEC section 4, plus the
-# id-ordered indexes query_messages pages by. Primary keys are checked apart.
+# id-ordered indexes query_messages pages by; (status) and (endpoint_hash,
+# status) carry a trailing id for the same reason. Primary keys are checked apart.
 INDEXES = {
     ("pulse_runs", ("schedule_id", "created_at"), False),
     ("pulse_runs", ("status",), False),
     ("pulse_runs", ("created_at",), False),
     ("relay_index", ("subject", "created_at"), False),
     ("relay_index", ("endpoint_hash", "created_at"), False),
-    ("relay_index", ("endpoint_hash", "status"), False),
+    ("relay_index", ("endpoint_hash", "status", "id"), False),
     ("relay_index", ("sender", "created_at"), False),
-    ("relay_index", ("status",), False),
+    ("relay_index", ("status", "id"), False),
     ("relay_index", ("expires_at",), False),
-    ("relay_index", ("subject",), False),
-    ("relay_index", ("endpoint_hash",), False),
-    ("relay_index", ("sender",), False),
+    ("relay_index", ("subject", "id"), False),
+    ("relay_index", ("endpoint_hash", "id"), False),
+    ("relay_index", ("sender", "id"), False),
     ("relay_traces", ("message_id",), True),
     ("relay_traces", ("trace_id",), False),
     ("relay_traces", ("subject",), False),

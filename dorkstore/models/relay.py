@@ -15,18 +15,19 @@ TRACE_STATUSES = ("sent", "delivered", "failed", "timeout")
 class RelayMessage(BaseModel):
     """One Maildir envelope, as indexed.
 
-    The table is ``WITHOUT ROWID``, so every secondary index ends in ``id``: the
-    single-column indexes on subject, sender and endpoint_hash are what let
-    `query_messages` filter and page by id without a sort.
+    The ``(column, id)`` indexes serve `query_messages`, which filters and then
+    pages by id: SQLite picks an index that yields ``ORDER BY id`` only when
+    ``id`` is declared in it (an implicit primary-key suffix loses to the
+    ``(column, created_at)`` indexes and costs a sort). ``WITHOUT ROWID`` keeps
+    the rows in one B-tree keyed by id.
     """
 
     id = pw.CharField(max_length=26, primary_key=True)
-    subject = pw.TextField(index=True)
-    endpoint_hash = pw.TextField(index=True)
-    sender = pw.TextField(null=True, index=True)
+    subject = pw.TextField()
+    endpoint_hash = pw.TextField()
+    sender = pw.TextField(null=True)
     status = pw.TextField(
         default="pending",
-        index=True,
         constraints=[sql_default("pending"), enum_check("status", MESSAGE_STATUSES)],
     )
     expires_at = pw.TextField(null=True, index=True)
@@ -40,8 +41,12 @@ class RelayMessage(BaseModel):
         indexes = (
             (("subject", "created_at"), False),
             (("endpoint_hash", "created_at"), False),
-            (("endpoint_hash", "status"), False),
             (("sender", "created_at"), False),
+            (("subject", "id"), False),
+            (("endpoint_hash", "id"), False),
+            (("endpoint_hash", "status", "id"), False),
+            (("sender", "id"), False),
+            (("status", "id"), False),
         )
 
 

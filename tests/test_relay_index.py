@@ -1,0 +1,421 @@
+"""RelayIndex: the rebuildable Maildir index (SPEC sections 5 and 6)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import peewee as pw
+import pytest
+from playhouse.test_utils import count_queries
+
+from dorkstore import IndexedMessage, RelayIndex, ValidationError
+from dorkstore.repositories import relay as relay_module
+
+from helpers import FakeClock
+
+START = datetime(2026, 2, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def index(db: pw.SqliteDatabase, clock: FakeClock) -> RelayIndex:
+    return RelayIndex(clock=clock)
+
+
+def message(number: int, **fields: Any) -> IndexedMessage:
+    """A message whose id sorts by `number` and whose created_at is `number` seconds in."""
+    values: dict[str, Any] = {
+        "id": f"01KJ{number:022d}",
+        "subject": "relay.agent.a",
+        "endpoint_hash": "ep1",
+        "sender": "agent-a",
+        "status": "pending",
+        "expires_at": None,
+        "payload": {"n": number},
+        "metadata": None,
+        "created_at": (START + timedelta(seconds=number)).isoformat(),
+    }
+    return IndexedMessage(**(values | fields))
+
+
+def test_insert_message_defaults(index: RelayIndex) -> None:
+    """status defaults to pending and created_at to now; JSON round-trips."""
+    inserted = index.insert_message("M1", "s", "ep", payload={"a": [1, "x"]}, metadata={"k": None})
+    assert (
+        IndexedMessage(
+            "M1",
+            "s",
+            "ep",
+            None,
+            "pending",
+            None,
+            {"a": [1, "x"]},
+            {"k": None},
+            "2026-02-25T14:03:07.123Z",
+        )
+        == inserted
+    )
+    assert inserted == index.get_message("M1")
+
+
+def test_insert_message_replaces_by_id(index: RelayIndex) -> None:
+    """Re-indexing a message is idempotent: one row, the latest values."""
+    index.insert_message("M1", "s", "ep")
+    index.insert_message("M1", "s2", "ep", status="delivered")
+    again = index.insert_message("M1", "s2", "ep", status="delivered")
+    assert again == index.get_message("M1")
+    assert 1 == index.get_metrics().total_messages
+
+
+def test_insert_message_refuses_bad_values(index: RelayIndex) -> None:
+    """An unknown status or a naive timestamp is a ValidationError and writes nothing."""
+    with pytest.raises(ValidationError, match="status"):
+        index.insert_message("M1", "s", "ep", status="new")
+    with pytest.raises(ValidationError, match="expires_at"):
+        index.insert_message("M1", "s", "ep", expires_at="2026-01-01T00:00:00")
+    assert index.get_message("M1") is None
+
+
+def test_insert_many_in_one_transaction(index: RelayIndex) -> None:
+    """insert_many stores every message; a bad one in the batch stores none."""
+    assert 3 == index.insert_many(message(n) for n in range(3))
+    assert 3 == index.get_metrics().total_messages
+    with pytest.raises(ValidationError):
+        index.insert_many([message(10), message(11, status="bogus")])
+    assert index.get_message(message(10).id) is None
+
+
+def test_insert_many_refuses_a_single_message(index: RelayIndex) -> None:
+    """A lone IndexedMessage is not an iterable of them."""
+    with pytest.raises(ValidationError):
+        index.insert_many(message(1))  # type: ignore[arg-type]
+
+
+def test_update_status(index: RelayIndex) -> None:
+    """update_status changes a message's status; False for a missing one."""
+    index.insert_many([message(1)])
+    assert index.update_status(message(1).id, "delivered") is True
+    found = index.get_message(message(1).id)
+    assert found is not None
+    assert "delivered" == found.status
+    assert index.update_status("missing", "delivered") is False
+    with pytest.raises(ValidationError):
+        index.update_status(message(1).id, "cur")
+
+
+def test_get_by_subject_and_endpoint_are_newest_first(index: RelayIndex) -> None:
+    """Lookups by subject and endpoint sort by created_at, then id, descending."""
+    records = [message(1), message(2, subject="other"), message(3), message(4, endpoint_hash="ep2")]
+    tie = message(5, created_at=records[2].created_at)
+    index.insert_many([*records, tie])
+    by_subject = [m.id for m in index.get_by_subject("relay.agent.a")]
+    assert [records[3].id, tie.id, records[2].id, records[0].id] == by_subject
+    by_endpoint = [m.id for m in index.get_by_endpoint("ep1")]
+    assert [tie.id, records[2].id, records[1].id, records[0].id] == by_endpoint
+    assert [] == index.get_by_subject("nothing")
+
+
+def test_count_sender_in_window_is_strictly_after(index: RelayIndex) -> None:
+    """Messages created exactly at window_start are not counted."""
+    index.insert_many([message(n) for n in range(5)] + [message(9, sender="agent-b")])
+    window_start = START + timedelta(seconds=2)
+    assert 2 == index.count_sender_in_window("agent-a", window_start)
+    assert 2 == index.count_sender_in_window("agent-a", window_start.isoformat())
+    assert 0 == index.count_sender_in_window("nobody", window_start)
+
+
+def test_count_pending_by_endpoint(index: RelayIndex) -> None:
+    """Only pending messages of that endpoint count."""
+    index.insert_many(
+        [message(1), message(2), message(3, status="delivered"), message(4, endpoint_hash="ep2")]
+    )
+    assert (2, 1, 0) == (
+        index.count_pending_by_endpoint("ep1"),
+        index.count_pending_by_endpoint("ep2"),
+        index.count_pending_by_endpoint("ep3"),
+    )
+
+
+def test_delete_expired_is_strictly_before_now(index: RelayIndex, clock: FakeClock) -> None:
+    """expires_at before now goes; at now, later, or never stays."""
+    now = clock.now
+    index.insert_many(
+        [
+            message(1, expires_at=(now - timedelta(milliseconds=1)).isoformat()),
+            message(2, expires_at=now.isoformat()),
+            message(3, expires_at=(now + timedelta(hours=1)).isoformat()),
+            message(4),
+        ]
+    )
+    assert 1 == index.delete_expired()
+    assert [message(n).id for n in (4, 3, 2)] == [m.id for m in index.query_messages().messages]
+
+
+def test_get_metrics(index: RelayIndex) -> None:
+    """Totals, statuses that occur, and subjects by count then name."""
+    index.insert_many(
+        [
+            message(1, subject="b"),
+            message(2, subject="b"),
+            message(3, subject="a", status="failed"),
+            message(4, subject="c"),
+        ]
+    )
+    metrics = index.get_metrics()
+    assert 4 == metrics.total_messages
+    assert {"pending": 3, "failed": 1} == metrics.by_status
+    assert [("b", 2), ("a", 1), ("c", 1)] == metrics.by_subject
+
+
+def test_metrics_of_an_empty_index(index: RelayIndex) -> None:
+    """An empty index has zero messages and no statuses or subjects."""
+    metrics = index.get_metrics()
+    assert (0, {}, []) == (metrics.total_messages, metrics.by_status, metrics.by_subject)
+
+
+def test_is_wal_mode(index: RelayIndex) -> None:
+    """A file database runs in WAL mode."""
+    assert index.is_wal_mode() is True
+
+
+# --- pagination ----------------------------------------------------------------------
+
+FILTERS = [
+    {},
+    {"subject": "relay.s1"},
+    {"status": "delivered"},
+    {"sender": "agent-2"},
+    {"endpoint_hash": "ep-1"},
+    {"endpoint_hash": "ep-1", "status": "pending"},
+    {"subject": "relay.s0", "sender": "agent-1"},
+]
+
+
+@pytest.fixture
+def many(index: RelayIndex) -> list[IndexedMessage]:
+    """360 messages spread over subjects, statuses, senders and endpoints."""
+    records = [
+        message(
+            n,
+            subject=f"relay.s{n % 3}",
+            status=("pending", "delivered", "failed")[n % 4 % 3],
+            sender=f"agent-{n % 5}",
+            endpoint_hash=f"ep-{n % 2}",
+        )
+        for n in range(360)
+    ]
+    index.insert_many(records)
+    return records
+
+
+@pytest.mark.parametrize("filters", FILTERS)
+@pytest.mark.parametrize("limit", [1, 7, 50])
+def test_walking_pages_yields_every_match_once(
+    index: RelayIndex, many: list[IndexedMessage], filters: dict[str, str], limit: int
+) -> None:
+    """Every matching id appears exactly once, in descending id order."""
+    expected = sorted(
+        (m.id for m in many if all(getattr(m, k) == v for k, v in filters.items())), reverse=True
+    )
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = index.query_messages(**filters, cursor=cursor, limit=limit)
+        assert len(page.messages) <= limit
+        seen += [m.id for m in page.messages]
+        if page.next_cursor is None:
+            break
+        assert page.messages[-1].id == page.next_cursor
+        cursor = page.next_cursor
+    assert expected == seen
+
+
+def test_last_page_exactly_full_has_no_cursor(index: RelayIndex) -> None:
+    """When the rows end exactly at a page boundary, next_cursor is None."""
+    index.insert_many([message(n) for n in range(10)])
+    first = index.query_messages(limit=5)
+    second = index.query_messages(limit=5, cursor=first.next_cursor)
+    assert (5, 5, None) == (len(first.messages), len(second.messages), second.next_cursor)
+
+
+def test_query_of_an_empty_index(index: RelayIndex) -> None:
+    """No messages: one empty page."""
+    page = index.query_messages()
+    assert ([], None) == (page.messages, page.next_cursor)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"limit": 0}, {"limit": -5}, {"status": "new"}, {"cursor": 5}, {"subject": "a\x00"}],
+)
+def test_query_refuses_bad_arguments(index: RelayIndex, arguments: dict[str, object]) -> None:
+    """A limit below 1, an unknown status or a malformed filter is a ValidationError."""
+    with pytest.raises(ValidationError):
+        index.query_messages(**arguments)  # type: ignore[arg-type]
+
+
+def query_plan(db: pw.SqliteDatabase, index: RelayIndex, **filters: Any) -> str:
+    """Run query_messages and return SQLite's plan for the statement it sent."""
+    with count_queries() as counter:
+        index.query_messages(**filters)
+    (record,) = counter.get_queries()
+    sql, params = record.msg
+    plan = db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+    return "\n".join(row[-1] for row in plan)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"subject": "relay.s1"},
+        {"status": "delivered"},
+        {"sender": "agent-2"},
+        {"endpoint_hash": "ep-1"},
+        {"endpoint_hash": "ep-1", "status": "pending"},
+        {"subject": "relay.s1", "cursor": "01KJ0000000000000000000200"},
+        {"endpoint_hash": "ep-1", "status": "pending", "cursor": "01KJ0000000000000000000200"},
+    ],
+)
+def test_filtered_queries_use_an_index_that_yields_the_order(
+    db: pw.SqliteDatabase, index: RelayIndex, many: list[IndexedMessage], filters: dict[str, str]
+) -> None:
+    """No full scan of relay_index and no temporary B-tree for ORDER BY id."""
+    plan = query_plan(db, index, **filters)
+    # Peewee aliases relay_index as t1; it is the query's only table.
+    assert re.fullmatch(r"SEARCH t1 USING (COVERING )?INDEX \w+ \(.*\)", plan), plan
+    assert "SCAN" not in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
+# --- rebuild -------------------------------------------------------------------------
+
+
+def envelope(message_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "subject": "relay.agent.x",
+        "from": "agent-x",
+        "replyTo": "relay.agent.y",
+        "budget": {
+            "hopCount": 1,
+            "maxHops": 5,
+            "ancestorChain": [],
+            "ttl": 1_772_028_187_123,
+            "callBudgetRemaining": 10,
+        },
+        "createdAt": "2026-02-25T14:03:07.123+00:00",
+        "payload": {"text": "hi"},
+    } | fields
+
+
+def write(root: Path, endpoint: str, folder: str, name: str, content: object) -> Path:
+    path = root / endpoint / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+@pytest.fixture
+def maildir(tmp_path: Path) -> Path:
+    """A Maildir tree with every case of SPEC section 6."""
+    root = tmp_path / "mailboxes"
+    write(root, "ep1", "new", "M1.json", envelope("M1"))
+    write(root, "ep1", "cur", "M2.json", envelope("M2", budget={"ttl": 0}))
+    write(root, "ep1", "failed", "M3.json", envelope("M3", budget={}))
+    write(root, "ep1", "failed", "M3.reason.json", {"reason": "hop limit"})
+    write(root, "ep1", "tmp", "M4.json", envelope("M4"))
+    write(root, "ep2", "new", "M5.json", envelope("M5", **{"from": None}))
+    write(root, "ep2", "new", "notes.txt", "not an envelope")
+    write(root, "ep2", "new", "M6.json", "{not json")
+    write(root, "ep2", "new", "M7.json", envelope("OTHER"))
+    write(
+        root, "ep2", "new", "M8.json", {k: v for k, v in envelope("M8").items() if k != "subject"}
+    )
+    write(root, "ep2", "new", "M9.json", envelope("M9", createdAt="2026-02-25T14:03:07"))
+    write(root, "ep2", "new", "M10.json", [1, 2])
+    return root
+
+
+def test_rebuild_indexes_the_maildir(index: RelayIndex, maildir: Path) -> None:
+    """Statuses come from the folder, endpoint from the directory, expiry from budget.ttl."""
+    assert 4 == index.rebuild(maildir)
+    rows = {
+        m.id: (m.endpoint_hash, m.status, m.sender, m.expires_at, m.created_at)
+        for m in index.query_messages().messages
+    }
+    assert {
+        "M1": ("ep1", "pending", "agent-x", "2026-02-25T14:03:07.123Z", "2026-02-25T14:03:07.123Z"),
+        "M2": ("ep1", "delivered", "agent-x", None, "2026-02-25T14:03:07.123Z"),
+        "M3": ("ep1", "failed", "agent-x", None, "2026-02-25T14:03:07.123Z"),
+        "M5": ("ep2", "pending", None, "2026-02-25T14:03:07.123Z", "2026-02-25T14:03:07.123Z"),
+    } == rows
+
+
+def test_rebuild_reports_and_logs_each_skipped_file(
+    index: RelayIndex, maildir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Malformed envelopes are skipped, reported and logged; ignored files are not."""
+    reports: dict[str, str | None] = {}
+    with caplog.at_level(logging.WARNING, logger="dorkstore"):
+        index.rebuild(maildir, report=lambda path, reason: reports.__setitem__(path.name, reason))
+    skipped = {name for name, reason in reports.items() if reason is not None}
+    assert {"M6.json", "M7.json", "M8.json", "M9.json", "M10.json"} == skipped
+    assert {"M1.json", "M2.json", "M3.json", "M5.json"} == set(reports) - skipped
+    assert 5 == len(caplog.records)
+    assert all(record.levelno == logging.WARNING for record in caplog.records)
+    assert any(
+        "M7.json" in record.getMessage() and "does not match" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+def test_rebuild_replaces_the_whole_index(index: RelayIndex, maildir: Path) -> None:
+    """Rows not in the Maildir are gone after a rebuild, and a second rebuild changes nothing."""
+    index.insert_many([message(1)])
+    index.rebuild(maildir)
+    assert index.get_message(message(1).id) is None
+    before = index.query_messages().messages
+    assert 4 == index.rebuild(maildir)
+    assert before == index.query_messages().messages
+
+
+def test_a_message_caught_mid_move_takes_its_later_status(
+    index: RelayIndex, tmp_path: Path
+) -> None:
+    """The same id in new/ and cur/ is indexed once, as delivered."""
+    write(tmp_path, "ep", "new", "M1.json", envelope("M1"))
+    write(tmp_path, "ep", "cur", "M1.json", envelope("M1"))
+    assert 1 == index.rebuild(tmp_path)
+    found = index.get_message("M1")
+    assert found is not None
+    assert "delivered" == found.status
+
+
+def test_a_failed_rebuild_keeps_the_previous_index(
+    index: RelayIndex, maildir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When writing the new index fails midway, the old index is intact."""
+    index.insert_many([message(n) for n in range(3)])
+    real = relay_module._executemany
+
+    def fail_after_writing(rows: Any) -> int:
+        real(rows)
+        raise pw.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(relay_module, "_executemany", fail_after_writing)
+    with pytest.raises(Exception, match="disk I/O error"):
+        index.rebuild(maildir)
+    monkeypatch.undo()
+    assert [message(n).id for n in (2, 1, 0)] == [m.id for m in index.query_messages().messages]
+
+
+def test_rebuild_of_a_missing_root_is_refused(index: RelayIndex, tmp_path: Path) -> None:
+    """A root that is not a directory is a ValidationError, not an empty index."""
+    index.insert_many([message(1)])
+    with pytest.raises(ValidationError, match="not a directory"):
+        index.rebuild(tmp_path / "nowhere")
+    assert index.get_message(message(1).id) is not None
