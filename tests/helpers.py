@@ -71,14 +71,15 @@ class FakeClock:
         return self.now
 
 
-def try_consume_many(path: str, agent_id: str, limit: int, attempts: int, barrier: Any) -> int:
-    """Call BudgetMapper.try_consume `attempts` times after the barrier; return successes.
+def try_consume_many(
+    path: str, agent_id: str, limit: int, attempts: int, barrier: Any, results: Any
+) -> None:
+    """Call BudgetMapper.try_consume `attempts` times after the barrier; put the successes.
 
     A spawn target: opens its own connection to `path`.
     """
     dorkstore.init_db(path)
     budgets = dorkstore.BudgetMapper()
     barrier.wait()
-    allowed = sum(budgets.try_consume(agent_id, limit).allowed for _ in range(attempts))
+    results.put(sum(budgets.try_consume(agent_id, limit).allowed for _ in range(attempts)))
     dorkstore.close_db()
-    return allowed
