@@ -6,11 +6,35 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import dorkstore
+
+#: The seven tables of SPEC section 4.
+TABLES = frozenset(
+    {
+        "pulse_schedules",
+        "pulse_runs",
+        "relay_index",
+        "relay_traces",
+        "agents",
+        "agent_denials",
+        "rate_limit_buckets",
+    }
+)
+
+
+def run_in_threads(target: Callable[[], object], count: int) -> None:
+    """Run `target` in `count` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def write_migration(directory: Path, name: str, migrate: str, rollback: str = "pass") -> Path:

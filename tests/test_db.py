@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import stat
-import threading
 from pathlib import Path
 
 import apsw
@@ -14,6 +13,8 @@ import pytest
 import dorkstore
 from dorkstore import db as dbmodule
 from dorkstore.errors import DatabaseError, ValidationError
+
+from helpers import run_in_threads
 
 EXPECTED_PRAGMAS = {
     "journal_mode": "wal",
@@ -50,11 +51,7 @@ def test_pragmas_hold_on_connections_of_other_threads(db: pw.SqliteDatabase) -> 
         connections.append(dorkstore.database.connection())
         dorkstore.close_db()
 
-    threads = [threading.Thread(target=probe) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(probe, 3)
     assert [EXPECTED_PRAGMAS] * 3 == seen
     assert 3 == len({id(connection) for connection in connections} - {id(db.connection())})
 
@@ -137,13 +134,12 @@ def test_memory_database_is_migrated_and_shared_by_threads() -> None:
             "INSERT INTO agent_denials (id, path, created_at) VALUES ('D', '/d', 't')"
         )
         counts: list[int] = []
-        thread = threading.Thread(
-            target=lambda: counts.append(
+        run_in_threads(
+            lambda: counts.append(
                 dorkstore.database.execute_sql("SELECT count(*) FROM agent_denials").fetchone()[0]
-            )
+            ),
+            1,
         )
-        thread.start()
-        thread.join()
         assert [1] == counts
         assert "pulse_runs" in database.get_tables()
     finally:

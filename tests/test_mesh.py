@@ -23,7 +23,7 @@ from dorkstore import (
     compute_health_status,
 )
 
-from helpers import FakeClock, try_consume_many
+from helpers import FakeClock, run_in_threads, try_consume_many
 
 NOW = datetime(2026, 2, 25, 14, 3, 7, 123000, tzinfo=UTC)
 
@@ -366,11 +366,7 @@ def test_try_consume_from_8_threads_allows_exactly_50(db: pw.SqliteDatabase) -> 
         allowed.append(sum(budgets.try_consume("shared", 50).allowed for _ in range(20)))
         dorkstore.close_db()
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(worker, 8)
     assert 8 == len(allowed)
     assert 50 == sum(allowed)
     assert 50 == budgets.check_budget("shared", 50).used

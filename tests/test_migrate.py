@@ -17,18 +17,9 @@ import dorkstore
 from dorkstore import migrate
 from dorkstore.errors import MigrationError, SchemaVersionError
 
-from helpers import init_db_after, stdlib_sqlite, write_migration
+from helpers import TABLES, init_db_after, stdlib_sqlite, write_migration
 
 SHIPPED = migrate.available_migrations()
-TABLES = {
-    "pulse_schedules",
-    "pulse_runs",
-    "relay_index",
-    "relay_traces",
-    "agents",
-    "agent_denials",
-    "rate_limit_buckets",
-}
 
 
 def add_schedule_with_runs(db: pw.Database, schedule_id: str, runs: int) -> None:

@@ -7,17 +7,7 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
-from helpers import stdlib_sqlite
-
-TABLES = {
-    "pulse_schedules",
-    "pulse_runs",
-    "relay_index",
-    "relay_traces",
-    "agents",
-    "agent_denials",
-    "rate_limit_buckets",
-}
+from helpers import TABLES, stdlib_sqlite
 
 # (table, columns, unique) for every key and index of SPEC section 4, plus the
 # id-ordered indexes query_messages pages by; (status) and (endpoint_hash,
