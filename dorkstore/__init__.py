@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from dorkstore.db import close_db, database, init_db, migrate_db
 from dorkstore.errors import (
     ConflictError,
@@ -68,3 +70,6 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where it goes (no lastResort output).
+logging.getLogger("dorkstore").addHandler(logging.NullHandler())

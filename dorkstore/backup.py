@@ -10,7 +10,7 @@ import peewee as pw
 
 from dorkstore.errors import DatabaseError
 
-__all__ = ["backup_database"]
+__all__ = ["backup_database", "unused_path"]
 
 
 def backup_database(db: pw.SqliteDatabase, dest: str | os.PathLike[str]) -> Path:
@@ -39,3 +39,12 @@ def backup_database(db: pw.SqliteDatabase, dest: str | os.PathLike[str]) -> Path
         path.unlink(missing_ok=True)
         raise DatabaseError(f"backup to {path} failed: {exc}") from exc
     return path
+
+
+def unused_path(directory: Path, name: str) -> Path:
+    """Return ``directory/name``, or ``name-1``, ``name-2``... if that is taken."""
+    candidate, suffix = directory / name, 0
+    while candidate.exists():
+        suffix += 1
+        candidate = directory / f"{name}-{suffix}"
+    return candidate

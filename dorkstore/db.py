@@ -68,7 +68,7 @@ def default_path() -> Path:
     return Path(home).expanduser() / "dork.db"
 
 
-def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Database:
+def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.SqliteDatabase:
     """Open the database, point `dorkstore.database` at it and return it.
 
     `target` is a file path, ``":memory:"`` or None for `default_path()`. A new
@@ -94,7 +94,7 @@ def close_db() -> None:
         database.obj.close()
 
 
-def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[str]]:
+def _open(target: Target | None, *, migrate: bool) -> tuple[pw.SqliteDatabase, list[str]]:
     # Imported here: migrate imports the models, and the models import this module.
     from dorkstore import migrate as migrations  # noqa: PLC0415
 
@@ -123,7 +123,7 @@ def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[st
     return _activate(db), applied
 
 
-def _activate(db: pw.Database) -> pw.Database:
+def _activate(db: pw.SqliteDatabase) -> pw.SqliteDatabase:
     close_db()
     database.initialize(db)
     return db

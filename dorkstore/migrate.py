@@ -39,7 +39,7 @@ from peewee_migrate import Migrator, Router
 from peewee_migrate.router import compile_migrations
 from playhouse.apsw_ext import APSWDatabase
 
-from dorkstore.backup import backup_database
+from dorkstore.backup import backup_database, unused_path
 from dorkstore.errors import DatabaseError, DorkstoreError, MigrationError, SchemaVersionError
 from dorkstore.models import MODELS
 from dorkstore.timestamps import format_timestamp, utc_now
@@ -306,13 +306,7 @@ def _create_history(db: pw.SqliteDatabase) -> None:
 def _backup_before_migrating(db: pw.SqliteDatabase, last_applied: str) -> None:
     path = Path(db.database)
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
-    base = f"{path.name}.bak-{last_applied}-{stamp}"
-    dest = path.with_name(base)
-    suffix = 0
-    while dest.exists():
-        suffix += 1
-        dest = path.with_name(f"{base}-{suffix}")
-    backup_database(db, dest)
+    dest = backup_database(db, unused_path(path.parent, f"{path.name}.bak-{last_applied}-{stamp}"))
     logger.info("backed up %s to %s before migrating", path, dest)
     backups = sorted(
         path.parent.glob(f"{glob.escape(path.name)}.bak-*"),

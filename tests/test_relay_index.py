@@ -368,7 +368,7 @@ def test_rebuild_reports_and_logs_each_skipped_file(
     assert 5 == len(caplog.records)
     assert all(record.levelno == logging.WARNING for record in caplog.records)
     assert any(
-        "M7.json" in record.getMessage() and "does not match" in record.getMessage()
+        "M7.json" in record.getMessage() and "id mismatch" in record.getMessage()
         for record in caplog.records
     )
 

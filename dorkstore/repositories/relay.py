@@ -32,6 +32,7 @@ __all__ = [
     "RelayMetrics",
     "TraceSpan",
     "TraceStore",
+    "message_files",
 ]
 
 logger = logging.getLogger("dorkstore")
@@ -323,14 +324,15 @@ class RelayIndex(Repository):
         a failure or a kill midway leaves the previous index intact. A file that
         cannot be read or parsed is skipped and logged at WARNING; `report`, if
         given, is called with each message file's path and None (indexed) or
-        the reason it was skipped. Raises ValidationError if the root is not a
-        directory.
+        the reason it was skipped (``"<kind>: <detail>"``, kind one of
+        unreadable, not JSON, not a JSON object, id mismatch, invalid envelope).
+        Raises ValidationError if the root is not a directory.
         """
         root = Path(check.canonical_path(maildir_root, "maildir_root"))
         if not root.is_dir():
             raise ValidationError(f"maildir_root {root} is not a directory")
         envelopes = []
-        for path, status in _message_files(root):
+        for path, status in message_files(root):
             try:
                 envelopes.append(_envelope_row(path, status))
             except _MalformedFileError as exc:
@@ -385,7 +387,7 @@ class _MalformedFileError(Exception):
     """A Maildir file that cannot be indexed; the message says why."""
 
 
-def _message_files(root: Path) -> Iterator[tuple[Path, str]]:
+def message_files(root: Path) -> Iterator[tuple[Path, str]]:
     """Yield (path, status) for each envelope file the layout says to index.
 
     ``new/`` comes before ``cur/`` and ``failed/``, so a message caught mid-move
@@ -418,7 +420,9 @@ def _envelope_row(path: Path, status: str) -> tuple[Any, ...]:
         raise _MalformedFileError("not a JSON object")
     message_id = path.name.removesuffix(".json")
     if envelope.get("id") != message_id:
-        raise _MalformedFileError(f"id {envelope.get('id')!r} does not match the file name")
+        raise _MalformedFileError(
+            f"id mismatch: the file name says {message_id!r}, the envelope {envelope.get('id')!r}"
+        )
     budget = envelope.get("budget")
     ttl = budget.get("ttl") if isinstance(budget, dict) else None
     try:
@@ -438,7 +442,7 @@ def _envelope_row(path: Path, status: str) -> tuple[Any, ...]:
             envelope.get("createdAt"),
         )
     except ValidationError as exc:
-        raise _MalformedFileError(str(exc)) from exc
+        raise _MalformedFileError(f"invalid envelope: {exc}") from exc
 
 
 class TraceStore(Repository):
