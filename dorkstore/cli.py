@@ -55,7 +55,38 @@ class _Target:
         return self.open(migrate=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """A group whose errors, bad arguments included, are one line on stderr."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        """Run the command; return its exit status, or exit with it when standalone."""
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            _error(exc.format_message())
+            status = exc.exit_code
+        except click.exceptions.Abort:
+            _error("aborted")
+            status = 1
+        except Exception as exc:  # the promise: one line, never a traceback
+            _error(_describe(exc))
+            status = 1
+        else:
+            # click returns the status of ctx.exit() / Exit, or the command's return value.
+            status = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "target",
@@ -199,12 +230,17 @@ def doctor(target: _Target) -> None:
         problems += bool(trouble)
         click.echo(f"{name}: " + ("; ".join(trouble) if trouble else "ok"))
 
-    integrity = [row[0] for row in db.execute_sql("PRAGMA integrity_check").fetchall()]
-    finding("integrity_check", [] if integrity == ["ok"] else integrity[:10])
-    orphans = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+    integrity = _pragma_rows(db, "integrity_check")
+    finding(
+        "integrity_check", [] if integrity == [("ok",)] else [str(row[0]) for row in integrity[:10]]
+    )
+    orphans = _pragma_rows(db, "foreign_key_check")
     finding(
         "foreign_key_check",
-        [f"{table} rowid {rowid} has no {parent} row" for table, rowid, parent, _ in orphans[:10]],
+        [
+            f"{row[0]} rowid {row[1]} has no {row[2]} row" if len(row) == 4 else str(row[0])
+            for row in orphans[:10]
+        ],
     )
     applied, available = migrations.applied_migrations(db), migrations.available_migrations()
     state = [f"pending {name}" for name in available if name not in applied]
@@ -220,20 +256,7 @@ def doctor(target: _Target) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status."""
-    try:
-        # standalone_mode=False lets this function print errors as one line.
-        status = cli.main(args=argv, prog_name="dorkstore", standalone_mode=False)
-    except click.ClickException as exc:
-        _error(exc.format_message())
-        return exc.exit_code
-    except click.exceptions.Abort:
-        _error("aborted")
-        return 1
-    except Exception as exc:  # the promise: one line, never a traceback
-        _error(_describe(exc))
-        return 1
-    # click returns the status of ctx.exit() / Exit, or the command's return value.
-    return status if isinstance(status, int) else 0
+    return cli.main(argv, prog_name="dorkstore", standalone_mode=False)
 
 
 def _describe(exc: Exception) -> str:
@@ -255,6 +278,14 @@ def _progress(maildir: Path) -> Iterator[Any]:
     total = sum(1 for _ in message_files(maildir))
     with click.progressbar(length=total, label="indexing") as bar:
         yield lambda: bar.update(1)
+
+
+def _pragma_rows(db: pw.SqliteDatabase, pragma: str) -> list[tuple[Any, ...]]:
+    """Run a checking pragma; a check that cannot run returns its error as the finding."""
+    try:
+        return [tuple(row) for row in db.execute_sql(f"PRAGMA {pragma}").fetchall()]
+    except (pw.DatabaseError, apsw.Error) as exc:
+        return [(f"cannot run: {exc}",)]
 
 
 def _size(path: Path | None) -> int:

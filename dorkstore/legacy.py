@@ -5,7 +5,9 @@ The old layout under DORK_HOME: ``schedules.json``, ``pulse.db`` (``runs``),
 (``agents``, ``denials``, ``budget_counters``). Any of them may be missing or
 be at an older version of its own schema: columns are read if they exist.
 
-- Old files are opened read-only (``mode=ro``) and never changed.
+- Old files are opened read-only (``mode=ro``) and never changed; no file is
+  created beside them unless a ``-wal`` file already exists (see
+  `_read_only_query`).
 - Everything is imported in one transaction: a failure or a kill imports nothing.
 - Rows whose key is already present are left alone, so a second import adds
   nothing; the report counts them as present.
@@ -138,7 +140,7 @@ class _old_database:  # noqa: N801 (used as a context manager, like open())
             return None
         try:
             self.connection = apsw.Connection(
-                self.path.absolute().as_uri() + "?mode=ro",
+                self.path.absolute().as_uri() + _read_only_query(self.path),
                 flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI,
             )
             self.connection.setbusytimeout(dbmodule.BUSY_TIMEOUT_MS)
@@ -150,6 +152,23 @@ class _old_database:  # noqa: N801 (used as a context manager, like open())
     def __exit__(self, *exc_info: object) -> None:
         if self.connection is not None:
             self.connection.close()
+
+
+def _read_only_query(path: Path) -> str:
+    """Return the URI query that reads `path` without creating files beside it.
+
+    A read-only connection to a WAL-mode file still creates ``-wal`` and ``-shm``
+    files and leaves them behind. When there is no ``-wal`` file, nobody has the
+    database open and nothing waits in a log, so ``immutable=1`` reads the main
+    file alone. When there is one, it holds committed transactions that must be
+    read, so SQLite gets its ``-shm`` as usual.
+    """
+    with path.open("rb") as file:
+        header = file.read(20)
+    # Bytes 18 and 19 of the header are 2 in WAL mode (https://sqlite.org/fileformat.html).
+    in_wal_mode = len(header) == 20 and header[18] == 2
+    no_log = not path.with_name(path.name + "-wal").exists()
+    return "?mode=ro&immutable=1" if in_wal_mode and no_log else "?mode=ro"
 
 
 def _rows(connection: apsw.Connection, table: str, columns: list[str]) -> Iterator[dict[str, Any]]:

@@ -107,3 +107,34 @@ def try_consume_many(
     barrier.wait()
     results.put(sum(budgets.try_consume(agent_id, limit).allowed for _ in range(attempts)))
     dorkstore.close_db()
+
+
+def import_and_hang(path: str, source: str, inside: Any) -> None:
+    """Run import_legacy but stop inside its transaction, before the last table (spawn target).
+
+    Sets `inside` once every other table has been written, then sleeps until killed.
+    """
+    import time
+
+    from dorkstore import legacy
+
+    def hang(*_: object) -> None:
+        inside.set()
+        time.sleep(600)
+
+    dorkstore.init_db(path)
+    legacy._import_buckets = hang  # type: ignore[assignment]
+    legacy.import_legacy(source)
+
+
+def insert_denials_until(path: str, started: Any, stop: Any) -> None:
+    """Insert denial rows, each in its own transaction, until `stop` is set (spawn target)."""
+    dorkstore.init_db(path)
+    denials = dorkstore.DenialList()
+    number = 0
+    while not stop.is_set():
+        denials.deny(f"/writer/{number}", reason="x" * 200)
+        number += 1
+        if number == 50:
+            started.set()
+    dorkstore.close_db()
