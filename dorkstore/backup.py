@@ -17,17 +17,21 @@ def backup_database(db: pw.SqliteDatabase, dest: str | os.PathLike[str]) -> Path
     """Copy `db` to the new file `dest` (mode 0600) and return its path.
 
     The copy is one snapshot: other connections may keep writing while it is
-    taken. Raises DatabaseError when `dest` exists or cannot be written; a
-    failed copy leaves no file behind.
+    taken. It is written under a temporary name and linked to `dest` when
+    complete, so `dest` never holds a partial copy and is never overwritten.
+    Raises DatabaseError when `dest` exists or cannot be written.
     """
     path = Path(dest)
+    if path.exists():
+        raise DatabaseError(f"cannot create backup {path}: it already exists")
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         raise DatabaseError(f"cannot create backup {path}: {exc.strerror}") from exc
     os.close(fd)
     try:
-        target = apsw.Connection(str(path))
+        target = apsw.Connection(str(partial))
         try:
             # step(-1) copies every page under one read transaction: a snapshot
             # that a concurrent writer cannot tear (in WAL mode it is not blocked).
@@ -35,9 +39,11 @@ def backup_database(db: pw.SqliteDatabase, dest: str | os.PathLike[str]) -> Path
                 backup.step(-1)
         finally:
             target.close()
-    except (apsw.Error, pw.DatabaseError) as exc:
-        path.unlink(missing_ok=True)
+        os.link(partial, path)  # fails, rather than overwrites, if dest appeared meanwhile
+    except (apsw.Error, pw.DatabaseError, OSError) as exc:
         raise DatabaseError(f"backup to {path} failed: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import apsw
@@ -21,7 +22,9 @@ __all__ = [
     "database",
     "default_path",
     "init_db",
+    "is_memory",
     "migrate_db",
+    "open_read_only",
 ]
 
 #: An `init_db` target: a path, or ``":memory:"``.
@@ -102,16 +105,18 @@ def _open(target: Target | None, *, migrate: bool) -> tuple[pw.SqliteDatabase, l
     if target is None:
         path = default_path()
         _create_home(path.parent)
-    elif not isinstance(target, str | os.PathLike) or not isinstance(os.fspath(target), str):
-        raise ValidationError(f"database target must be a str path, got {type(target).__name__}")
-    elif os.fspath(target) == MEMORY:
-        # One connection for all threads: each new connection to ":memory:" would
-        # be a separate, empty database. APSW serialises calls on a connection.
-        db = APSWDatabase(MEMORY, pragmas=PRAGMAS, timeout=TIMEOUT_S, thread_safe=False)
-        applied = migrations.apply_pending(db) if migrate else []
-        return _activate(db), applied
+    elif _fspath(target) == MEMORY:
+        db, keeper = _memory_database()
+        try:
+            applied = migrations.apply_pending(db) if migrate else []
+        except BaseException:
+            db.close()
+            keeper.close()
+            raise
+        return _activate(db, keeper), applied
     else:
-        path = Path(target)
+        # One file, one lock file, whatever symlinks or ".." lead to it.
+        path = Path(os.path.realpath(_fspath(target)))
 
     _create_file(path)
     db = APSWDatabase(str(path), pragmas=PRAGMAS, timeout=TIMEOUT_S)
@@ -123,10 +128,72 @@ def _open(target: Target | None, *, migrate: bool) -> tuple[pw.SqliteDatabase, l
     return _activate(db), applied
 
 
-def _activate(db: pw.SqliteDatabase) -> pw.SqliteDatabase:
+def is_memory(db: pw.Database) -> bool:
+    """Return True for an in-memory database (`init_db(":memory:")` makes one)."""
+    name = str(db.database)
+    return name in ("", MEMORY) or name.startswith(_MEMORY_URI) or "mode=memory" in name
+
+
+def open_read_only(path: Path) -> apsw.Connection:
+    """Open a SQLite file read-only, creating no file beside it where SQLite allows.
+
+    A read-only connection to a WAL-mode file still creates ``-wal`` and ``-shm``
+    files and leaves them behind. When there is no ``-wal`` file, nobody has the
+    database open and no log waits to be read, so ``immutable=1`` reads the main
+    file alone. When there is one, it holds committed transactions that must be
+    read, so SQLite gets its ``-shm`` as usual. Raises apsw.Error.
+    """
+    with path.open("rb") as file:
+        header = file.read(20)
+    # Bytes 18 and 19 of the header are 2 in WAL mode (https://sqlite.org/fileformat.html).
+    in_wal_mode = len(header) == 20 and header[18] == 2
+    no_log = not path.with_name(path.name + "-wal").exists()
+    query = "?mode=ro&immutable=1" if in_wal_mode and no_log else "?mode=ro"
+    connection = apsw.Connection(
+        path.absolute().as_uri() + query, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    )
+    connection.setbusytimeout(BUSY_TIMEOUT_MS)
+    return connection
+
+
+_MEMORY_URI = "file:/dorkstore-memory-"
+#: Keeps the current in-memory database alive while its threads' connections come and go.
+_memory_keeper: apsw.Connection | None = None
+
+
+def _memory_database() -> tuple[pw.SqliteDatabase, apsw.Connection]:
+    """Make a new in-memory database that every thread's connection shares.
+
+    Plain ":memory:" gives each connection its own empty database, and one
+    connection shared by all threads mixes their transactions. SQLite's memdb
+    VFS gives one database per name, with real locking between connections.
+    """
+    uri = f"{_MEMORY_URI}{uuid.uuid4().hex}?vfs=memdb"
+    flags = apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    keeper = apsw.Connection(uri, flags=flags)
+    return APSWDatabase(uri, pragmas=PRAGMAS, timeout=TIMEOUT_S, flags=flags), keeper
+
+
+def _activate(db: pw.SqliteDatabase, keeper: apsw.Connection | None = None) -> pw.SqliteDatabase:
+    global _memory_keeper  # noqa: PLW0603 - one proxy, so one kept in-memory database
     close_db()
     database.initialize(db)
+    if _memory_keeper is not None:
+        _memory_keeper.close()
+    _memory_keeper = keeper
     return db
+
+
+def _fspath(target: object) -> str:
+    try:
+        path = os.fspath(target)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise ValidationError(
+            f"database target must be a path, got {type(target).__name__}"
+        ) from exc
+    if not isinstance(path, str):
+        raise ValidationError(f"database target must be a str path, got {type(path).__name__}")
+    return path
 
 
 def _create_home(home: Path) -> None:

@@ -22,7 +22,6 @@ Migration files must only *queue* operations on the migrator (``migrator.sql``,
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import logging
 import re
@@ -39,6 +38,7 @@ from peewee_migrate import Migrator, Router
 from peewee_migrate.router import compile_migrations
 from playhouse.apsw_ext import APSWDatabase
 
+from dorkstore import db as dbmodule
 from dorkstore.backup import backup_database, unused_path
 from dorkstore.errors import DatabaseError, DorkstoreError, MigrationError, SchemaVersionError
 from dorkstore.models import MODELS
@@ -54,6 +54,7 @@ __all__ = [
     "available_migrations",
     "check_migrations",
     "default_directory",
+    "migration_lock",
     "open_database",
     "rollback",
 ]
@@ -67,6 +68,7 @@ LOCK_TIMEOUT_S = 60.0
 BACKUPS_KEPT = 3
 
 MigrationFunction = Callable[..., Any]
+_HISTORY_SQL = f'SELECT "name" FROM "{HISTORY_TABLE}" ORDER BY "id"'
 
 
 class MigrationHistory(pw.Model):
@@ -98,19 +100,20 @@ def applied_migrations(db: pw.SqliteDatabase) -> list[str]:
     """Return the migrations recorded in `db`, oldest first ([] for a new database)."""
     if HISTORY_TABLE not in db.get_tables():
         return []
-    cursor = db.execute_sql(f'SELECT "name" FROM "{HISTORY_TABLE}" ORDER BY "id"')
-    return [str(name) for (name,) in cursor.fetchall()]
+    return [str(name) for (name,) in db.execute_sql(_HISTORY_SQL).fetchall()]
 
 
-def open_database(
-    db: APSWDatabase, *, apply: bool = True, directory: Path | None = None
-) -> list[str]:
-    """Connect `db` (a file) and, with `apply`, migrate it; return what was applied.
+@contextmanager
+def migration_lock(db: pw.SqliteDatabase) -> Iterator[None]:
+    """Hold the exclusive lock on ``<file>.lock`` (nothing for an in-memory database).
 
-    Everything happens under an exclusive lock on ``<file>.lock``: the history is
-    read read-only first, so a database from a newer dorkstore raises
-    SchemaVersionError before the journal-mode switch or anything else writes.
+    The lock is a separate file: locking the database file itself would fight
+    SQLite's own locks. Raises MigrationError when another process holds it for
+    longer than LOCK_TIMEOUT_S.
     """
+    if dbmodule.is_memory(db):
+        yield
+        return
     path = Path(db.database)
     lock = filelock.FileLock(path.with_name(path.name + ".lock"), mode=0o600)
     try:
@@ -123,6 +126,22 @@ def open_database(
     except OSError as exc:
         raise DatabaseError(f"cannot create lock file {lock.lock_file}: {exc.strerror}") from exc
     try:
+        yield
+    finally:
+        lock.release()
+
+
+def open_database(
+    db: APSWDatabase, *, apply: bool = True, directory: Path | None = None
+) -> list[str]:
+    """Connect `db` (a file) and, with `apply`, migrate it; return what was applied.
+
+    Everything happens under the migration lock. The history is read read-only
+    first, so a database from a newer dorkstore raises SchemaVersionError before
+    the journal-mode switch or anything else writes.
+    """
+    path = Path(db.database)
+    with migration_lock(db):
         if apply:
             _pending(_read_history(path), _router(db, directory).todo)
         try:
@@ -130,27 +149,31 @@ def open_database(
         except pw.DatabaseError as exc:
             raise DatabaseError(f"cannot open {path}: {exc}") from exc
         return apply_pending(db, directory=directory) if apply else []
-    finally:
-        lock.release()
 
 
 def apply_pending(db: pw.SqliteDatabase, *, directory: Path | None = None) -> list[str]:
     """Apply every migration `db` lacks, in one transaction; return their names.
 
-    A file database that already had migrations is backed up first. The caller
-    holds the migration lock (`open_database` does). Raises SchemaVersionError
-    when the history names a migration this code does not ship, MigrationError
-    when one fails or leaves a foreign key dangling.
+    A file database that already has migrations is backed up first. Callers
+    other than `open_database` should hold `migration_lock`; the history is
+    read again under the write lock all the same. Raises SchemaVersionError when
+    the history names a migration this code does not ship, MigrationError when
+    one fails, leaves a foreign key dangling, or would build over tables that
+    some other program made.
     """
     router = _router(db, directory)
+    available = router.todo
     applied = applied_migrations(db)
-    pending = _pending(applied, router.todo)
-    if not pending:
+    if not _pending(applied, available):
         return []
-    if applied and db.database != ":memory:":
-        _backup_before_migrating(db, applied[-1])
-    migrator = _replay(db, router, applied)
+    if applied:
+        _backup_before_changing(db, applied[-1])
     with _schema_change(db, "migrate"):
+        applied = applied_migrations(db)  # again, now that the write lock is held
+        pending = _pending(applied, available)
+        if not applied:
+            _refuse_foreign_tables(db)
+        migrator = _replay(db, router, applied)
         _create_history(db)
         for name in pending:
             logger.info("applying migration %s", name)
@@ -165,21 +188,26 @@ def rollback(
 ) -> list[str]:
     """Roll back the migrations applied after `to` (all of them when None), newest first.
 
-    Returns the names rolled back. Raises MigrationError when `to` is not applied.
+    Takes the migration lock and, for a file, a backup first, as migrating
+    does. Returns the names rolled back. Raises MigrationError when `to` is not
+    applied.
     """
     router = _router(db, directory)
-    applied = applied_migrations(db)
-    _pending(applied, router.todo)
-    if to is not None and to not in applied:
-        raise MigrationError(f"cannot roll back to {to}: it is not applied")
-    keep = applied.index(to) + 1 if to is not None else 0
-    undo = applied[keep:][::-1]
-    migrator = _replay(db, router, applied)
-    with _schema_change(db, "roll back"):
-        for name in undo:
-            logger.info("rolling back migration %s", name)
-            _run(router.read(name)[1], migrator, db, name)
-            db.execute(MigrationHistory.delete().where(MigrationHistory.name == name))
+    with migration_lock(db):
+        applied = applied_migrations(db)
+        _pending(applied, router.todo)
+        if to is not None and to not in applied:
+            raise MigrationError(f"cannot roll back to {to}: it is not applied")
+        undo = applied[applied.index(to) + 1 if to is not None else 0 :][::-1]
+        if not undo:
+            return []
+        _backup_before_changing(db, applied[-1])
+        migrator = _replay(db, router, applied)
+        with _schema_change(db, "roll back"):
+            for name in undo:
+                logger.info("rolling back migration %s", name)
+                _run(router.read(name)[1], migrator, db, name)
+                db.execute(MigrationHistory.delete().where(MigrationHistory.name == name))
     return undo
 
 
@@ -236,28 +264,34 @@ def _pending(applied: Sequence[str], available: Sequence[str]) -> list[str]:
 
 
 def _read_history(path: Path) -> list[str]:
-    """Read the applied migrations through a read-only connection (no write, no WAL switch)."""
+    """Read the applied migrations without writing anything (no WAL switch, no files)."""
     if path.stat().st_size == 0:
         return []
     try:
-        connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error as exc:
+        connection = dbmodule.open_read_only(path)
+    except (OSError, apsw.Error) as exc:
         raise DatabaseError(f"cannot open {path}: {exc}") from exc
     try:
-        connection.setbusytimeout(5000)
         tables = connection.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (HISTORY_TABLE,)
         ).fetchall()
-        if not tables:
-            return []
-        rows = connection.execute(f'SELECT "name" FROM "{HISTORY_TABLE}" ORDER BY "id"')
-        return [name for (name,) in rows]
+        return [name for (name,) in connection.execute(_HISTORY_SQL)] if tables else []
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         raise DatabaseError(f"{path} is not a SQLite database ({exc})") from exc
     except apsw.Error as exc:
         raise DatabaseError(f"cannot read {path}: {exc}") from exc
     finally:
         connection.close()
+
+
+def _refuse_foreign_tables(db: pw.SqliteDatabase) -> None:
+    """Refuse to build the schema over tables that some other program made."""
+    clashes = sorted({model._meta.table_name for model in MODELS} & set(db.get_tables()))
+    if clashes:
+        raise MigrationError(
+            f"{db.database} already has tables {', '.join(clashes)} but no dorkstore history; "
+            "it is not a dorkstore database (old databases are imported with import-legacy)"
+        )
 
 
 def _replay(db: pw.SqliteDatabase, router: Router, names: Sequence[str]) -> Migrator:
@@ -295,6 +329,8 @@ def _schema_change(db: pw.SqliteDatabase, action: str) -> Iterator[None]:
                     f"cannot {action}: {len(violations)} row(s) break a foreign key "
                     f"(first: {table} rowid {rowid} -> {parent}); nothing was changed"
                 )
+    except (pw.PeeweeException, apsw.Error) as exc:
+        raise MigrationError(f"cannot {action}: {exc}; nothing was changed") from exc
     finally:
         db.pragma("foreign_keys", 1)
 
@@ -303,13 +339,18 @@ def _create_history(db: pw.SqliteDatabase) -> None:
     pw.SchemaManager(MigrationHistory, database=db).create_all(safe=True)
 
 
-def _backup_before_migrating(db: pw.SqliteDatabase, last_applied: str) -> None:
+def _backup_before_changing(db: pw.SqliteDatabase, last_applied: str) -> None:
+    """Back up a file database next to itself; keep the BACKUPS_KEPT newest such backups."""
+    if dbmodule.is_memory(db):
+        return
     path = Path(db.database)
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     dest = backup_database(db, unused_path(path.parent, f"{path.name}.bak-{last_applied}-{stamp}"))
-    logger.info("backed up %s to %s before migrating", path, dest)
+    logger.info("backed up %s to %s before changing its schema", path, dest)
+    # Only names this function makes: never a file someone else called dork.db.bak-*.
+    ours = re.compile(re.escape(path.name) + r"\.bak-\d{3}_[^/]+-\d{8}T\d{6}Z(-\d+)?")
     backups = sorted(
-        path.parent.glob(f"{glob.escape(path.name)}.bak-*"),
+        (p for p in path.parent.iterdir() if ours.fullmatch(p.name)),
         key=lambda p: (p.stat().st_mtime_ns, p.name),
     )
     for old in backups[:-BACKUPS_KEPT]:

@@ -138,3 +138,15 @@ def insert_denials_until(path: str, started: Any, stop: Any) -> None:
         if number == 50:
             started.set()
     dorkstore.close_db()
+
+
+def init_db_through(path: str, barrier: Any, results: Any) -> None:
+    """Like init_db_after, but put the outcome on `results` instead of failing (spawn target)."""
+    barrier.wait()
+    try:
+        dorkstore.init_db(path)
+        dorkstore.close_db()
+    except Exception as exc:
+        results.put(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+    else:
+        results.put("ok")

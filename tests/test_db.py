@@ -146,6 +146,28 @@ def test_memory_database_is_migrated_and_shared_by_threads() -> None:
         dorkstore.close_db()
 
 
+def test_memory_database_survives_threads_closing_their_connections() -> None:
+    """A worker thread's close_db closes its own connection, not the in-memory database."""
+    dorkstore.init_db(":memory:")
+    try:
+        run_in_threads(dorkstore.close_db, 3)
+        dorkstore.close_db()
+        assert "pulse_runs" in dorkstore.database.get_tables()
+    finally:
+        dorkstore.close_db()
+
+
+def test_memory_databases_are_separate() -> None:
+    """Each init_db(":memory:") starts from a new, empty, migrated database."""
+    dorkstore.init_db(":memory:")
+    dorkstore.DenialList().deny("/first")
+    dorkstore.init_db(":memory:")
+    try:
+        assert [] == dorkstore.DenialList().list()
+    finally:
+        dorkstore.close_db()
+
+
 def test_migrate_false_creates_no_tables(db_path: Path) -> None:
     """With migrate=False the file is opened and nothing is created in it."""
     database = dorkstore.init_db(db_path, migrate=False)

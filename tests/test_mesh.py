@@ -355,8 +355,10 @@ def test_bad_limits_are_refused(budgets: BudgetMapper, limit: object) -> None:
         budgets.try_consume("a", limit)  # type: ignore[arg-type]
 
 
-def test_try_consume_from_8_threads_allows_exactly_50(db: pw.SqliteDatabase) -> None:
-    """Eight threads racing for a budget of 50 get exactly 50 successes between them."""
+@pytest.mark.parametrize("target", ["file", ":memory:"])
+def test_try_consume_from_8_threads_allows_exactly_50(db_path: Path, target: str) -> None:
+    """Eight threads racing for a budget of 50 get exactly 50 successes, on a file or in memory."""
+    dorkstore.init_db(db_path if target == "file" else target)
     budgets = BudgetMapper()
     barrier = threading.Barrier(8)
     allowed: list[int] = []
@@ -370,6 +372,7 @@ def test_try_consume_from_8_threads_allows_exactly_50(db: pw.SqliteDatabase) -> 
     assert 8 == len(allowed)
     assert 50 == sum(allowed)
     assert 50 == budgets.check_budget("shared", 50).used
+    dorkstore.close_db()
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ import dorkstore
 from dorkstore import migrate
 from dorkstore.errors import MigrationError, SchemaVersionError
 
-from helpers import TABLES, init_db_after, stdlib_sqlite, write_migration
+from helpers import TABLES, init_db_after, init_db_through, stdlib_sqlite, write_migration
 
 SHIPPED = migrate.available_migrations()
 
@@ -172,6 +172,7 @@ def test_unknown_migration_in_history_raises_and_changes_nothing(db_path: Path) 
     with pytest.raises(SchemaVersionError, match="999_from_the_future"):
         dorkstore.init_db(db_path)
     assert before == hashlib.sha256(db_path.read_bytes()).hexdigest()
+    assert ["dork.db", "dork.db.lock"] == sorted(p.name for p in db_path.parent.iterdir())
 
 
 def test_newer_rollback_journal_database_is_not_switched_to_wal(db_path: Path) -> None:
@@ -209,6 +210,84 @@ def test_six_processes_migrating_one_new_file_all_succeed(db_path: Path) -> None
         db_path, "result = conn.execute('SELECT name FROM migratehistory').fetchall()"
     )
     assert [[name] for name in SHIPPED] == rows
+
+
+@pytest.mark.slow
+def test_processes_reaching_one_file_by_different_paths_share_the_lock(tmp_path: Path) -> None:
+    """One new file opened as itself, via a symlink and via '..': all succeed, each once."""
+    real, home = tmp_path / "real", tmp_path / "home"
+    real.mkdir()
+    home.mkdir()
+    (home / "dork.db").symlink_to(real / "dork.db")  # dangling until someone creates it
+    spellings = [real / "dork.db", home / "dork.db", real / ".." / "real" / "dork.db"]
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(6), context.Queue()
+    processes = [
+        context.Process(target=init_db_through, args=(str(spellings[n % 3]), barrier, results))
+        for n in range(6)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert ["ok"] * 6 == outcomes
+    assert (["dork.db.lock"], []) == (
+        [p.name for p in real.glob("*.lock")],
+        list(home.glob("*.lock")),
+    )
+    rows = stdlib_sqlite(
+        real / "dork.db", "result = conn.execute('SELECT name FROM migratehistory').fetchall()"
+    )
+    assert [[name] for name in SHIPPED] == rows
+
+
+def test_a_dangling_symlink_target_is_created(tmp_path: Path) -> None:
+    """A symlink to a file that does not exist yet opens (and creates) its target."""
+    (tmp_path / "dork.db").symlink_to(tmp_path / "elsewhere.db")
+    dorkstore.init_db(tmp_path / "dork.db")
+    try:
+        assert str(tmp_path / "elsewhere.db") == dorkstore.database.database
+        assert SHIPPED == history(dorkstore.database.obj)
+    finally:
+        dorkstore.close_db()
+
+
+def test_a_locked_database_is_a_migration_error(
+    db_path: Path, migrations_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write lock held past busy_timeout raises MigrationError, not a driver error."""
+    dorkstore.init_db(db_path)
+    write_migration(
+        migrations_dir,
+        "002_add_color",
+        "migrator.add_fields('agents', color=pw.TextField(null=True))",
+    )
+    blocker = dorkstore.db.APSWDatabase(str(db_path), pragmas=dorkstore.db.PRAGMAS)
+    blocker.connect()
+    blocker.execute_sql("BEGIN IMMEDIATE")
+    dorkstore.database.execute_sql("PRAGMA busy_timeout = 100")
+    try:
+        with pytest.raises(MigrationError, match="locked"):
+            migrate.apply_pending(dorkstore.database.obj, directory=migrations_dir)
+    finally:
+        blocker.execute_sql("ROLLBACK")
+        blocker.close()
+    assert SHIPPED == history(dorkstore.database.obj)
+    dorkstore.close_db()
+
+
+def test_tables_made_by_another_program_are_refused(db_path: Path) -> None:
+    """A file that already has an `agents` table but no history is not silently adopted."""
+    stdlib_sqlite(db_path, "conn.execute('CREATE TABLE agents (id TEXT, manifest_json TEXT)')")
+    with pytest.raises(MigrationError, match="agents"):
+        dorkstore.init_db(db_path)
+    tables = stdlib_sqlite(
+        db_path,
+        "result = [r[0] for r in conn.execute("
+        "\"SELECT name FROM sqlite_master WHERE type = 'table'\")]",
+    )
+    assert ["agents"] == tables
 
 
 def test_a_held_lock_times_out_with_a_clear_error(
@@ -257,6 +336,33 @@ def test_database_with_data_is_backed_up_before_migrating(
         """,
     )
     assert [2, [], "ok"] == copy
+
+
+def test_pruning_never_deletes_files_it_did_not_make(
+    db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
+) -> None:
+    """A user's own dork.db.bak-something survives however many migrations run."""
+    mine = db_path.with_name("dork.db.bak-before-upgrade-by-hand")
+    mine.write_text("my copy")
+    for number in range(2, 6):
+        write_migration(
+            migrations_dir,
+            f"00{number}_add_field_{number}",
+            f"migrator.add_fields('agents', field_{number}=pw.TextField(null=True))",
+        )
+        migrate.apply_pending(db, directory=migrations_dir)
+    assert "my copy" == mine.read_text()
+    assert 4 == len(list(db_path.parent.glob("dork.db.bak-*")))
+
+
+def test_rollback_takes_a_backup_first(db: pw.SqliteDatabase, db_path: Path) -> None:
+    """Rolling back drops tables, so the data is copied aside first."""
+    add_schedule_with_runs(db, "S1", 2)
+    migrate.rollback(db)
+    (backup,) = db_path.parent.glob("dork.db.bak-*")
+    assert [[2]] == stdlib_sqlite(
+        backup, "result = conn.execute('SELECT count(*) FROM pulse_runs').fetchall()"
+    )
 
 
 def test_only_the_three_newest_backups_are_kept(
