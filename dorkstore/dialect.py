@@ -6,15 +6,29 @@ run on, so that a PostgreSQL branch can be added beside each SQLite one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import apsw
 import peewee as pw
 
 from dorkstore.errors import DatabaseError
 
-__all__ = ["is_wal_mode", "json_array_contains", "latency_ms", "write_transaction"]
+__all__ = [
+    "CONSTRAINT_ERRORS",
+    "DRIVER_ERRORS",
+    "constraint_kind",
+    "is_wal_mode",
+    "json_array_contains",
+    "latency_ms",
+    "write_transaction",
+]
 
 _MS_PER_DAY = 86_400_000.0
+
+#: Exceptions the driver raises itself, where Peewee does not wrap them (executemany).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (apsw.Error,)
+#: Constraint violations, from Peewee or straight from the driver.
+CONSTRAINT_ERRORS: tuple[type[Exception], ...] = (pw.IntegrityError, apsw.ConstraintError)
 
 #: A database, or the proxy in front of one.
 AnyDatabase = pw.Database | pw.DatabaseProxy
@@ -68,3 +82,13 @@ def is_wal_mode(db: AnyDatabase) -> bool:
     _require_sqlite(db)
     (mode,) = db.execute_sql("PRAGMA journal_mode").fetchone()
     return str(mode).lower() == "wal"
+
+
+def constraint_kind(exc: Exception) -> Literal["unique", "foreign_key", "other"]:
+    """Classify a constraint violation by SQLite's message (other backends word it differently)."""
+    message = str(exc)
+    if "UNIQUE constraint" in message or "PRIMARY KEY" in message:
+        return "unique"
+    if "FOREIGN KEY constraint" in message:
+        return "foreign_key"
+    return "other"

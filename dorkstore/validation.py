@@ -20,7 +20,9 @@ __all__ = [
     "choice",
     "integer",
     "json_text",
+    "optional_path_text",
     "optional_text",
+    "path_text",
     "text",
     "text_tuple",
 ]
@@ -48,14 +50,16 @@ def optional_text(value: object, name: str) -> str | None:
     return None if value is None else text(value, name, empty=True)
 
 
-def integer(value: object, name: str, *, minimum: int = -INT64_MAX - 1) -> int:
-    """Return `value` if it is an int (not a bool) between `minimum` and 2**63 - 1."""
+def integer(
+    value: object, name: str, *, minimum: int = -INT64_MAX - 1, maximum: int = INT64_MAX
+) -> int:
+    """Return `value` if it is an int (not a bool) from `minimum` to `maximum` (64-bit)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValidationError(f"{name} must be at least {minimum}, got {value}")
-    if value > INT64_MAX:
-        raise ValidationError(f"{name} does not fit in 64 bits")
+    if value > maximum:
+        raise ValidationError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -85,14 +89,27 @@ def text_tuple(values: object, name: str) -> tuple[str, ...]:
     return tuple(text(item, f"{name} item") for item in items)
 
 
-def canonical_path(value: object, name: str) -> str:
-    """Resolve symlinks and ``..`` (`os.path.realpath`), so one place has one spelling."""
+def path_text(value: object, name: str) -> str:
+    """Return a str or os.PathLike[str] as a str SQLite can store, unchanged otherwise."""
     if not isinstance(value, str | os.PathLike):
         raise ValidationError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
-    raw = os.fspath(value)
+    try:
+        raw = os.fspath(value)
+    except TypeError as exc:  # __fspath__ returned something that is not a path
+        raise ValidationError(f"{name}: {exc}") from exc
     if not isinstance(raw, str):
-        raise ValidationError(f"{name} must be a str path, got bytes")
-    text(raw, name)
+        raise ValidationError(f"{name} must be a str path, got {type(raw).__name__}")
+    return text(raw, name)
+
+
+def optional_path_text(value: object, name: str) -> str | None:
+    """Return None, or a path as `path_text` does."""
+    return None if value is None else path_text(value, name)
+
+
+def canonical_path(value: object, name: str) -> str:
+    """Resolve symlinks and ``..`` (`os.path.realpath`), so one place has one spelling."""
+    raw = path_text(value, name)
     try:
         return text(os.path.realpath(raw), name)
     except (OSError, ValueError) as exc:

@@ -238,7 +238,14 @@ def test_zero_byte_file_is_migrated(db_path: Path) -> None:
         dorkstore.close_db()
 
 
-@pytest.mark.parametrize("target", [42, b"/tmp/dork.db", 3.5])
+class BadPath:
+    """An os.PathLike whose __fspath__ returns something that is not a path."""
+
+    def __fspath__(self) -> object:
+        return 42
+
+
+@pytest.mark.parametrize("target", [42, b"/tmp/dork.db", 3.5, BadPath()])
 def test_target_of_the_wrong_type_is_a_validation_error(target: object) -> None:
     """Only str and os.PathLike[str] name a database."""
     with pytest.raises(ValidationError):

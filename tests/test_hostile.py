@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +103,10 @@ VALID = {
         st.one_of(MOMENTS, st.integers(min_value=-(2**40), max_value=2**45)),
     ),
     **dict.fromkeys(
-        ["max_runtime", "duration_ms", "retention_count", "max_calls_per_hour"],
+        ["max_runtime", "duration_ms", "retention_count", "max_calls_per_hour", "offset"],
         st.integers(min_value=0, max_value=2**63 - 1),
     ),
+    "limit": st.one_of(st.integers(1, 100), st.integers(2**63 - 4, 2**63 - 1)),
 }  # fmt: skip
 
 
@@ -164,6 +165,43 @@ WRITE_METHODS = [
 ]
 
 
+# Every method that only reads: hostile filters and limits must not crash them either.
+READ_METHODS = [
+    (PulseStore, "list_schedules"),
+    (PulseStore, "get_schedule"),
+    (PulseStore, "get_run"),
+    (PulseStore, "list_runs"),
+    (PulseStore, "get_running_runs"),
+    (PulseStore, "count_runs"),
+    (RelayIndex, "get_message"),
+    (RelayIndex, "get_by_subject"),
+    (RelayIndex, "get_by_endpoint"),
+    (RelayIndex, "count_sender_in_window"),
+    (RelayIndex, "count_pending_by_endpoint"),
+    (RelayIndex, "query_messages"),
+    (RelayIndex, "get_metrics"),
+    (RelayIndex, "is_wal_mode"),
+    (TraceStore, "get_span"),
+    (TraceStore, "get_trace"),
+    (TraceStore, "get_metrics"),
+    (AgentRegistry, "get"),
+    (AgentRegistry, "get_by_path"),
+    (AgentRegistry, "list"),
+    (AgentRegistry, "list_by_namespace"),
+    (AgentRegistry, "get_with_health"),
+    (AgentRegistry, "list_with_health"),
+    (AgentRegistry, "get_aggregate_stats"),
+    (DenialList, "is_denied"),
+    (DenialList, "list"),
+]
+# Clocks a caller might pass by mistake: naive, before 1970, not a datetime at all.
+CLOCK_VALUES = st.one_of(
+    st.datetimes(),
+    st.datetimes(max_value=datetime(1969, 12, 31), timezones=st.just(UTC)),
+    SCALARS,
+)
+
+
 def arguments(method: Any) -> st.SearchStrategy[tuple[list[Any], dict[str, Any]]]:
     """Draw positional arguments, and any subset of the keyword arguments, for `method`."""
     positional: list[st.SearchStrategy[Any]] = []
@@ -191,12 +229,12 @@ def integrity(db: pw.SqliteDatabase) -> tuple[str, list[Any]]:
 
 
 @pytest.mark.parametrize(
-    ("repository", "name"), WRITE_METHODS, ids=lambda v: getattr(v, "__name__", v)
+    ("repository", "name"), WRITE_METHODS + READ_METHODS, ids=lambda v: getattr(v, "__name__", v)
 )
-def test_write_method_raises_only_dorkstore_errors(
+def test_method_raises_only_dorkstore_errors(
     db: pw.SqliteDatabase, repository: type, name: str
 ) -> None:
-    """Whatever the arguments, the method returns or raises a DorkstoreError; the file is whole."""
+    """Whatever the arguments, a method returns or raises a DorkstoreError; the file is whole."""
     store = repository()
     if isinstance(store, PulseStore):
         schedule = store.create_schedule("seed", "p", "* * * * *")
@@ -211,6 +249,34 @@ def test_write_method_raises_only_dorkstore_errors(
     @given(arguments(method))
     def check(drawn: tuple[list[Any], dict[str, Any]]) -> None:
         args, kwargs = drawn
+        with contextlib.suppress(DorkstoreError):
+            method(*args, **kwargs)
+
+    check()
+    assert ("ok", []) == integrity(db)
+
+
+@pytest.mark.parametrize(
+    ("repository", "name"),
+    [(PulseStore, "create_schedule"), (TraceStore, "insert_span"), (BudgetMapper, "try_consume"),
+     (AgentRegistry, "list_with_health"), (DenialList, "deny"), (RelayIndex, "delete_expired")],
+    ids=lambda v: getattr(v, "__name__", v),
+)  # fmt: skip
+def test_a_hostile_clock_gives_only_dorkstore_errors(
+    db: pw.SqliteDatabase, repository: type, name: str
+) -> None:
+    """A clock returning junk makes methods that need "now" raise ValidationError, nothing else."""
+    AgentRegistry().insert("a", "r", "/p")
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(now=CLOCK_VALUES, drawn=st.data())
+    def check(now: object, drawn: st.DataObject) -> None:
+        method = getattr(repository(clock=lambda: now), name)
+        args, kwargs = drawn.draw(arguments(method))
         with contextlib.suppress(DorkstoreError):
             method(*args, **kwargs)
 

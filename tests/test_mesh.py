@@ -64,6 +64,12 @@ def test_health_thresholds(age: timedelta, expected: str) -> None:
     assert expected == compute_health_status((NOW - age).isoformat(), NOW)
 
 
+def test_health_of_a_datetime_is_computed_at_full_precision() -> None:
+    """Seen 4:59.9999 ago is active: the datetime is not truncated to the millisecond first."""
+    seen = NOW - timedelta(minutes=4, seconds=59, microseconds=999_900)
+    assert "active" == compute_health_status(seen, NOW)
+
+
 def test_never_seen_is_stale() -> None:
     """An agent that was never seen is stale."""
     assert "stale" == compute_health_status(None, NOW)
@@ -102,6 +108,13 @@ def test_insert_keeps_a_given_id_and_registration_time(agents: AgentRegistry) ->
         agent.id,
         agent.registered_at,
     )
+
+
+def test_project_path_may_be_a_path_object(agents: AgentRegistry) -> None:
+    """Paths may be os.PathLike wherever a path is taken; they are stored as given."""
+    agent = agents.insert("a", "r", Path("/src/../src/app"))
+    assert "/src/../src/app" == agent.project_path
+    assert agent == agents.get_by_path(Path("/src/../src/app"))
 
 
 def test_duplicate_path_or_id_is_a_conflict(agents: AgentRegistry) -> None:
@@ -277,7 +290,14 @@ def test_clear_of_an_undenied_path_is_false(denials: DenialList, tmp_path: Path)
     assert denials.clear(tmp_path) is False
 
 
-@pytest.mark.parametrize("path", ["a\x00b", b"/tmp", 7, None])
+class BadPath:
+    """An os.PathLike whose __fspath__ returns something that is not a path."""
+
+    def __fspath__(self) -> object:
+        return 42
+
+
+@pytest.mark.parametrize("path", ["a\x00b", b"/tmp", 7, None, BadPath()])
 def test_bad_paths_are_refused(denials: DenialList, path: object) -> None:
     """NUL bytes, bytes paths and non-paths are ValidationErrors."""
     with pytest.raises(ValidationError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError
+from datetime import UTC, datetime
+from pathlib import Path
 
 import peewee as pw
 import pytest
@@ -48,6 +50,21 @@ def test_create_schedule_applies_the_defaults(store: PulseStore) -> None:
         schedule.updated_at,
     )
     assert 26 == len(schedule.id)
+
+
+@pytest.mark.parametrize(
+    "now",
+    [datetime(2026, 1, 1), datetime(1969, 12, 31, 23, 59, tzinfo=UTC), "2026-01-01T00:00:00Z"],
+)
+def test_a_bad_clock_is_a_validation_error(db: pw.SqliteDatabase, now: object) -> None:
+    """A clock returning a naive time, a time before 1970 or a string is refused clearly."""
+    with pytest.raises(ValidationError, match="clock"):
+        PulseStore(clock=lambda: now).create_schedule("n", "p", "* * * * *")  # type: ignore[arg-type,return-value]
+
+
+def test_cwd_may_be_a_path_object(store: PulseStore) -> None:
+    """cwd takes an os.PathLike as well as a str."""
+    assert "/srv/app" == make_schedule(store, cwd=Path("/srv/app")).cwd
 
 
 def test_created_schedule_reads_back_equal(store: PulseStore) -> None:

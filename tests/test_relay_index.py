@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import apsw
 import peewee as pw
 import pytest
 from playhouse.test_utils import count_queries
 
-from dorkstore import IndexedMessage, RelayIndex, ValidationError
+from dorkstore import DatabaseError, IndexedMessage, RelayIndex, ValidationError
 from dorkstore.repositories import relay as relay_module
 
 from helpers import FakeClock
@@ -419,3 +421,53 @@ def test_rebuild_of_a_missing_root_is_refused(index: RelayIndex, tmp_path: Path)
     with pytest.raises(ValidationError, match="not a directory"):
         index.rebuild(tmp_path / "nowhere")
     assert index.get_message(message(1).id) is not None
+
+
+def test_driver_errors_from_bulk_writes_are_dorkstore_errors(
+    db: pw.SqliteDatabase, index: RelayIndex
+) -> None:
+    """A value SQLite refuses (over its length limit) is a DatabaseError, not an apsw error."""
+    db.connection().limit(apsw.SQLITE_LIMIT_LENGTH, 10_000)
+    with pytest.raises(DatabaseError):
+        index.insert_message("M1", "s", "ep", payload="x" * 20_000)
+    with pytest.raises(DatabaseError):
+        index.insert_many([message(1, payload="x" * 20_000)])
+
+
+def test_the_largest_limit_is_accepted_and_one_more_refused(index: RelayIndex) -> None:
+    """limit goes up to 2**63 - 2 (the query asks for one more row)."""
+    index.insert_many([message(1)])
+    assert 1 == len(index.query_messages(limit=2**63 - 2).messages)
+    with pytest.raises(ValidationError):
+        index.query_messages(limit=2**63 - 1)
+
+
+def test_rebuild_skips_a_fifo_without_blocking(index: RelayIndex, tmp_path: Path) -> None:
+    """A FIFO named like an envelope is reported, never opened for a blocking read."""
+    write(tmp_path, "ep", "new", "M1.json", envelope("M1"))
+    os.mkfifo(tmp_path / "ep" / "new" / "M2.json")
+    (tmp_path / "ep" / "new" / "M3.json").mkdir()
+    reports: dict[str, str | None] = {}
+    assert 1 == index.rebuild(tmp_path, report=lambda p, why: reports.__setitem__(p.name, why))
+    assert {
+        "M1.json": None,
+        "M2.json": "unreadable: not a regular file",
+        "M3.json": "unreadable: not a regular file",
+    } == reports
+
+
+def test_rebuild_reports_an_unreadable_folder(
+    index: RelayIndex, maildir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that cannot be listed is reported once and the rest is indexed."""
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if Path(path) == maildir / "ep1" / "cur":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(relay_module.os, "scandir", scandir)
+    reports: dict[Path, str | None] = {}
+    assert 3 == index.rebuild(maildir, report=reports.__setitem__)
+    assert "unreadable: folder: Permission denied" == reports[maildir / "ep1" / "cur"]

@@ -14,12 +14,26 @@ from ulid import ULID
 from dorkstore import dialect
 from dorkstore.db import database
 from dorkstore.errors import ConflictError, DatabaseError, DorkstoreError, ValidationError
-from dorkstore.timestamps import format_timestamp, utc_now
+from dorkstore.timestamps import EPOCH, format_timestamp, utc_now
 
-__all__ = ["Clock", "Repository", "guarded", "rows", "translate_errors", "write_transaction"]
+__all__ = [
+    "Clock",
+    "Repository",
+    "first",
+    "guarded",
+    "rows",
+    "translate_errors",
+    "write_transaction",
+]
 
 #: A zero-argument callable returning an aware UTC datetime.
 Clock = Callable[[], datetime]
+
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    pw.DatabaseError,
+    pw.InterfaceError,
+    *dialect.DRIVER_ERRORS,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,8 +49,10 @@ class Repository:
 
     def _now(self) -> datetime:
         moment = self._clock()
-        if not isinstance(moment, datetime):
-            raise ValidationError(f"clock returned {type(moment).__name__}, not a datetime")
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise ValidationError(f"clock must return an aware datetime, got {moment!r}")
+        if moment < EPOCH:  # ULIDs and minute buckets count from 1970
+            raise ValidationError(f"clock returned {moment.isoformat()}, before 1970")
         return moment
 
     def _now_text(self) -> str:
@@ -54,12 +70,11 @@ def translate_errors() -> Iterator[None]:
         yield
     except DorkstoreError:
         raise
-    except pw.IntegrityError as exc:
-        message = str(exc)
-        if "UNIQUE" in message or "PRIMARY KEY" in message:
-            raise ConflictError(message) from exc
-        raise ValidationError(message) from exc
-    except (pw.DatabaseError, pw.InterfaceError) as exc:
+    except dialect.CONSTRAINT_ERRORS as exc:
+        if dialect.constraint_kind(exc) == "unique":
+            raise ConflictError(str(exc)) from exc
+        raise ValidationError(str(exc)) from exc
+    except _DATABASE_ERRORS as exc:
         raise DatabaseError(str(exc) or type(exc).__name__) from exc
     except AttributeError as exc:
         # peewee's DatabaseProxy raises AttributeError until init_db() runs.
@@ -87,3 +102,9 @@ def write_transaction() -> Any:
 def rows(query: pw.SelectBase) -> list[tuple[Any, ...]]:
     """Return the query's rows as tuples (Peewee's hints type them as model instances)."""
     return cast("list[tuple[Any, ...]]", list(query.tuples()))
+
+
+def first(query: pw.SelectBase, convert: Callable[[tuple[Any, ...]], R]) -> R | None:
+    """Return the query's first row converted, or None when it has none."""
+    found = rows(query.limit(1))
+    return convert(found[0]) if found else None

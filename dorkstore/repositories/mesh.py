@@ -16,8 +16,8 @@ from dorkstore.db import database
 from dorkstore.errors import ValidationError
 from dorkstore.models.mesh import AGENT_STATUSES, AgentDenial, RateLimitBucket
 from dorkstore.models.mesh import Agent as AgentRow
-from dorkstore.repositories.base import Repository, guarded, rows, write_transaction
-from dorkstore.timestamps import EPOCH, parse_timestamp
+from dorkstore.repositories.base import Repository, first, guarded, rows, write_transaction
+from dorkstore.timestamps import EPOCH, format_timestamp, parse_timestamp
 
 __all__ = [
     "ACTIVE_WITHIN",
@@ -112,7 +112,11 @@ def compute_health_status(last_seen_at: str | datetime | None, now: datetime) ->
         raise ValidationError("now must be an aware datetime")
     if last_seen_at is None:
         return "stale"
-    seen = datetime.fromisoformat(parse_timestamp(last_seen_at, "last_seen_at"))
+    if isinstance(last_seen_at, datetime):
+        parse_timestamp(last_seen_at, "last_seen_at")  # refuses a naive datetime
+        seen = last_seen_at  # at full precision: truncating could turn 4:59.9999 into 5:00
+    else:
+        seen = datetime.fromisoformat(parse_timestamp(last_seen_at, "last_seen_at"))
     age = now - seen
     if age < ACTIVE_WITHIN:
         return "active"
@@ -197,10 +201,10 @@ class AgentRegistry(Repository):
                 "status": status,
             }
         )
-        stamp = parse_timestamp(now, "now")
+        stamp = format_timestamp(now)
         columns |= {
             "id": self._new_id(now) if id is None else check.text(id, "id"),
-            "project_path": check.text(project_path, "project_path"),
+            "project_path": check.path_text(project_path, "project_path"),
             "registered_at": stamp
             if registered_at is None
             else parse_timestamp(registered_at, "registered_at"),
@@ -219,7 +223,7 @@ class AgentRegistry(Repository):
     @guarded
     def get_by_path(self, project_path: str) -> Agent | None:
         """Return the agent registered for this project path, or None."""
-        return self._one(AgentRow.project_path == check.text(project_path, "project_path"))
+        return self._one(AgentRow.project_path == check.path_text(project_path, "project_path"))
 
     @guarded
     def list(
@@ -289,8 +293,7 @@ class AgentRegistry(Repository):
         )
 
     def _one(self, condition: pw.Expression) -> Agent | None:
-        query = AgentRow.select(*_AGENT_COLUMNS).where(condition)
-        return next((_agent(row) for row in rows(query)), None)
+        return first(AgentRow.select(*_AGENT_COLUMNS).where(condition), _agent)
 
     def _select(self, runtime: str | None, capability: str | None) -> builtins.list[Agent]:
         query = AgentRow.select(*_AGENT_COLUMNS)
@@ -323,7 +326,7 @@ class DenialList(Repository):
             "path": check.canonical_path(path, "path"),
             "reason": check.optional_text(reason, "reason"),
             "denier": check.optional_text(denier, "denier"),
-            "created_at": parse_timestamp(now, "now"),
+            "created_at": format_timestamp(now),
         }
         with write_transaction():
             AgentDenial.insert(row).on_conflict(

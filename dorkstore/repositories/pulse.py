@@ -8,6 +8,7 @@ from typing import Any
 
 import peewee as pw
 
+from dorkstore import dialect
 from dorkstore import validation as check
 from dorkstore.errors import NotFoundError, ValidationError
 from dorkstore.models.pulse import (
@@ -17,8 +18,8 @@ from dorkstore.models.pulse import (
     PulseRun,
     PulseSchedule,
 )
-from dorkstore.repositories.base import Repository, guarded, rows, write_transaction
-from dorkstore.timestamps import parse_timestamp
+from dorkstore.repositories.base import Repository, first, guarded, rows, write_transaction
+from dorkstore.timestamps import format_timestamp, parse_timestamp
 
 __all__ = ["INTERRUPTED_ERROR", "PulseStore", "Run", "Schedule"]
 
@@ -78,7 +79,7 @@ def _schedule_fields(changes: dict[str, Any]) -> dict[str, Any]:
         "cron": lambda v: check.text(v, "cron"),
         "timezone": lambda v: "UTC" if v is None else check.text(v, "timezone"),
         "prompt": lambda v: check.text(v, "prompt"),
-        "cwd": lambda v: check.optional_text(v, "cwd"),
+        "cwd": lambda v: check.optional_path_text(v, "cwd"),
         "enabled": _boolean,
         "max_runtime": lambda v: None if v is None else check.integer(v, "max_runtime", minimum=0),
         "permission_mode": lambda v: check.text(v, "permission_mode"),
@@ -145,7 +146,7 @@ class PulseStore(Repository):
             }
         )
         now = self._now()
-        stamp = parse_timestamp(now, "now")
+        stamp = format_timestamp(now)
         record = Schedule(id=self._new_id(now), created_at=stamp, updated_at=stamp, **fields)
         PulseSchedule.insert(_as_row(record)).execute()
         return record
@@ -175,7 +176,7 @@ class PulseStore(Repository):
         schedule_id = check.text(schedule_id, "schedule_id")
         trigger = check.choice(trigger, "trigger", RUN_TRIGGERS)
         now = self._now()
-        stamp = parse_timestamp(now, "now")
+        stamp = format_timestamp(now)
         record = Run(
             id=self._new_id(now),
             schedule_id=schedule_id,
@@ -192,7 +193,7 @@ class PulseStore(Repository):
         try:
             PulseRun.insert(_as_row(record)).execute()
         except pw.IntegrityError as exc:
-            if "FOREIGN KEY" not in str(exc):
+            if dialect.constraint_kind(exc) != "foreign_key":
                 raise
             raise NotFoundError(f"no schedule {schedule_id!r}") from exc
         return record
@@ -288,12 +289,11 @@ class PulseStore(Repository):
         return int(query.execute())
 
     def _schedule(self, id: str) -> Schedule | None:
-        found = rows(PulseSchedule.select(*_SCHEDULE_COLUMNS).where(PulseSchedule.id == id))
-        return Schedule(*found[0]) if found else None
+        query = PulseSchedule.select(*_SCHEDULE_COLUMNS).where(PulseSchedule.id == id)
+        return first(query, lambda row: Schedule(*row))
 
     def _run(self, id: str) -> Run | None:
-        found = rows(PulseRun.select(*_RUN_COLUMNS).where(PulseRun.id == id))
-        return Run(*found[0]) if found else None
+        return first(PulseRun.select(*_RUN_COLUMNS).where(PulseRun.id == id), lambda row: Run(*row))
 
 
 def _as_row(record: Schedule | Run) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from dorkstore import validation as check
 from dorkstore.db import database
 from dorkstore.errors import ValidationError
 from dorkstore.models.relay import MESSAGE_STATUSES, TRACE_STATUSES, RelayMessage, RelayTrace
-from dorkstore.repositories.base import Repository, guarded, rows, write_transaction
+from dorkstore.repositories.base import Repository, first, guarded, rows, write_transaction
 from dorkstore.timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
@@ -238,7 +240,7 @@ class RelayIndex(Repository):
         query = RelayMessage.select(*_MESSAGE_COLUMNS).where(
             RelayMessage.id == check.text(id, "id")
         )
-        return next((_message(row) for row in rows(query)), None)
+        return first(query, _message)
 
     @guarded
     def get_by_subject(self, subject: str) -> list[IndexedMessage]:
@@ -285,7 +287,8 @@ class RelayIndex(Repository):
         `cursor` is the previous page's `next_cursor`; walking every page yields
         each matching message exactly once.
         """
-        limit = check.integer(limit, "limit", minimum=1)
+        # One below the 64-bit maximum: the query asks for limit + 1 rows.
+        limit = check.integer(limit, "limit", minimum=1, maximum=check.INT64_MAX - 1)
         query = RelayMessage.select(*_MESSAGE_COLUMNS)
         if subject is not None:
             query = query.where(RelayMessage.subject == check.text(subject, "subject"))
@@ -325,15 +328,18 @@ class RelayIndex(Repository):
         cannot be read or parsed is skipped and logged at WARNING; `report`, if
         given, is called with each message file's path and None (indexed) or
         the reason it was skipped (``"<kind>: <detail>"``, kind one of
-        unreadable, not JSON, not a JSON object, id mismatch, invalid envelope).
-        Raises ValidationError if the root is not a directory.
+        unreadable, not JSON, not a JSON object, id mismatch, invalid envelope;
+        an unreadable folder is reported once, as its path). Raises
+        ValidationError if the root is not a readable directory.
         """
         root = Path(check.canonical_path(maildir_root, "maildir_root"))
         if not root.is_dir():
             raise ValidationError(f"maildir_root {root} is not a directory")
         envelopes = []
-        for path, status in message_files(root):
+        for path, status, problem in message_files(root):
             try:
+                if problem:
+                    raise _MalformedFileError(problem)
                 envelopes.append(_envelope_row(path, status))
             except _MalformedFileError as exc:
                 logger.warning("skipping %s: %s", path, exc)
@@ -387,31 +393,41 @@ class _MalformedFileError(Exception):
     """A Maildir file that cannot be indexed; the message says why."""
 
 
-def message_files(root: Path) -> Iterator[tuple[Path, str]]:
-    """Yield (path, status) for each envelope file the layout says to index.
+def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
+    """Yield (path, status, problem) for each envelope file the layout says to index.
 
-    ``new/`` comes before ``cur/`` and ``failed/``, so a message caught mid-move
-    is indexed with its later status.
+    `problem` is None for a regular file to read, or why it cannot be indexed
+    (an unreadable folder, a FIFO or directory named like an envelope). ``new/``
+    comes before ``cur/`` and ``failed/``, so a message caught mid-move is
+    indexed with its later status. Raises ValidationError if `root` cannot be read.
     """
-    for endpoint in sorted(p for p in root.iterdir() if p.is_dir()):
+    try:
+        endpoints = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise ValidationError(f"cannot read maildir_root {root}: {exc.strerror}") from exc
+    for endpoint in endpoints:
         for subdirectory, status in MAILDIR_STATUSES.items():
             folder = endpoint / subdirectory
-            if not folder.is_dir():
+            try:
+                if not folder.is_dir():
+                    continue
+                with os.scandir(folder) as scan:
+                    entries = sorted(
+                        (entry.name, entry.is_file())
+                        for entry in scan
+                        if entry.name.endswith(".json") and not entry.name.endswith(".reason.json")
+                    )
+            except OSError as exc:
+                yield folder, status, f"unreadable: folder: {exc.strerror or exc}"
                 continue
-            with os.scandir(folder) as entries:
-                names = sorted(
-                    entry.name
-                    for entry in entries
-                    if entry.name.endswith(".json") and not entry.name.endswith(".reason.json")
-                )
-            for name in names:
-                yield folder / name, status
+            for name, regular in entries:
+                yield folder / name, status, None if regular else "unreadable: not a regular file"
 
 
 def _envelope_row(path: Path, status: str) -> tuple[Any, ...]:
     """Read one envelope and return its index row; raise _MalformedFileError saying why not."""
     try:
-        envelope = json.loads(path.read_bytes())
+        envelope = json.loads(_read_regular_file(path))
     except OSError as exc:
         raise _MalformedFileError(f"unreadable: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError) as exc:
@@ -443,6 +459,18 @@ def _envelope_row(path: Path, status: str) -> tuple[Any, ...]:
         )
     except ValidationError as exc:
         raise _MalformedFileError(f"invalid envelope: {exc}") from exc
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """Read a file, refusing (not blocking on) anything that became a FIFO or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 class TraceStore(Repository):
@@ -511,7 +539,7 @@ class TraceStore(Repository):
         """Return a message's span, or None."""
         message_id = check.text(message_id, "message_id")
         query = RelayTrace.select(*_SPAN_COLUMNS).where(RelayTrace.message_id == message_id)
-        return next((_span(row) for row in rows(query)), None)
+        return first(query, _span)
 
     @guarded
     def get_trace(self, trace_id: str) -> list[TraceSpan]:
