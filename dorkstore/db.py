@@ -77,7 +77,10 @@ def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.SqliteD
     `target` is a file path, ``":memory:"`` or None for `default_path()`. A new
     file gets mode 0600 and a created `DORK_HOME` 0700. With `migrate`, pending
     migrations are applied before this returns. An earlier database is closed
-    only once the new one has opened, so a failure leaves the proxy as it was.
+    only once the new one has opened, so a failure leaves the proxy as it was;
+    connections other threads hold to it close when they call `close_db()` or
+    end. ``":memory:"`` is a new, empty database shared by every thread, kept
+    until `init_db` points elsewhere.
 
     Raises DatabaseError when the file cannot be used as a database,
     SchemaVersionError when it was migrated by a newer dorkstore, and
@@ -92,7 +95,11 @@ def migrate_db(target: Target | None = None) -> list[str]:
 
 
 def close_db() -> None:
-    """Close this thread's connection to `dorkstore.database`, if it has one."""
+    """Close this thread's connection to `dorkstore.database`, if it has one.
+
+    Connections are per thread: a thread that is done with the database calls
+    this for its own. The next query in that thread reconnects.
+    """
     if database.obj is not None:
         database.obj.close()
 

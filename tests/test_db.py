@@ -69,6 +69,16 @@ def test_libraries_with_the_wal_reset_bug_are_refused(version: str) -> None:
         dbmodule.check_sqlite_version(version)
 
 
+def test_init_db_refuses_an_affected_library(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init_db itself checks the library it runs on, before touching the file."""
+    monkeypatch.setattr(apsw, "sqlitelibversion", lambda: "3.51.2")
+    with pytest.raises(DatabaseError, match=r"3\.51\.2"):
+        dorkstore.init_db(db_path)
+    assert not db_path.exists()
+
+
 @pytest.mark.parametrize("version", ["3.51.3", "3.52.0", "3.54.1", "4.0.0"])
 def test_fixed_libraries_are_accepted(version: str) -> None:
     """3.51.3 and later pass the check."""

@@ -409,7 +409,7 @@ def test_a_failed_rebuild_keeps_the_previous_index(
         raise pw.OperationalError("disk I/O error")
 
     monkeypatch.setattr(relay_module, "_executemany", fail_after_writing)
-    with pytest.raises(Exception, match="disk I/O error"):
+    with pytest.raises(DatabaseError, match="disk I/O error"):
         index.rebuild(maildir)
     monkeypatch.undo()
     assert [message(n).id for n in (2, 1, 0)] == [m.id for m in index.query_messages().messages]

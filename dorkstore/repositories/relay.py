@@ -154,6 +154,9 @@ def _message_row(
     )
 
 
+# insert_many and rebuild write through executemany with one prepared statement,
+# rather than Peewee's insert_many, which builds and binds a new multi-row
+# statement per batch in Python: the bulk paths must stay close to raw speed.
 @functools.cache
 def _upsert_sql() -> str:
     """Return the parametrised insert-or-replace-by-id statement, built by Peewee."""
@@ -324,7 +327,9 @@ class RelayIndex(Repository):
         """Replace the whole index with the Maildir tree's messages; return how many.
 
         The tree is read first, then the index is replaced in one transaction, so
-        a failure or a kill midway leaves the previous index intact. A file that
+        a failure or a kill midway leaves the previous index intact. Messages
+        indexed by other writers while the tree is read are replaced too, with
+        what the files say. A file that
         cannot be read or parsed is skipped and logged at WARNING; `report`, if
         given, is called with each message file's path and None (indexed) or
         the reason it was skipped (``"<kind>: <detail>"``, kind one of
