@@ -63,7 +63,7 @@ def latency_ms(db: AnyDatabase, later: pw.Node, earlier: pw.Node) -> pw.Node:
     return pw.fn.ROUND((pw.fn.julianday(later) - pw.fn.julianday(earlier)) * _MS_PER_DAY)
 
 
-def json_array_contains(db: AnyDatabase, column: pw.Node, value: str) -> pw.Node:
+def json_array_contains(db: AnyDatabase, column: pw.Node, value: object) -> pw.Node:
     """Return a condition true when the JSON array in `column` holds the string `value`."""
     _require_sqlite(db)
     return pw.NodeList(

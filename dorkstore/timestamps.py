@@ -6,6 +6,7 @@ the database goes through `format_timestamp` or `parse_timestamp`.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from dorkstore.errors import ValidationError
@@ -14,6 +15,7 @@ from dorkstore.validation import text
 __all__ = ["EPOCH", "format_timestamp", "parse_timestamp", "utc_now"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _INT64 = 2**63
 
 
@@ -52,6 +54,12 @@ def parse_timestamp(value: object, name: str, *, epoch_ms: bool = False) -> str:
     if isinstance(value, datetime):
         return format_timestamp(value)
     if isinstance(value, str):
+        if _CANONICAL.fullmatch(value):  # the common case: already in the stored form
+            try:
+                datetime.fromisoformat(value)  # a real date and time, not 2026-02-30
+            except ValueError as exc:
+                raise ValidationError(f"{name}: {value!r} is not a valid timestamp") from exc
+            return value
         # fromisoformat ignores some trailing junk, a NUL among it.
         text(value, name)
         try:

@@ -38,10 +38,11 @@ def text(value: object, name: str, *, empty: bool = False) -> str:
         raise ValidationError(f"{name} must not be empty")
     if "\x00" in value:
         raise ValidationError(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValidationError(f"{name} contains a lone surrogate ({exc.reason})") from exc
+    if not value.isascii():  # ASCII cannot hold a surrogate; skip the encoding check
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError(f"{name} contains a lone surrogate ({exc.reason})") from exc
     return value
 
 

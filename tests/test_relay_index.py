@@ -402,13 +402,13 @@ def test_a_failed_rebuild_keeps_the_previous_index(
 ) -> None:
     """When writing the new index fails midway, the old index is intact."""
     index.insert_many([message(n) for n in range(3)])
-    real = relay_module._executemany
+    real = relay_module._upsert_all
 
     def fail_after_writing(rows: Any) -> int:
         real(rows)
         raise pw.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(relay_module, "_executemany", fail_after_writing)
+    monkeypatch.setattr(relay_module, "_upsert_all", fail_after_writing)
     with pytest.raises(DatabaseError, match="disk I/O error"):
         index.rebuild(maildir)
     monkeypatch.undo()

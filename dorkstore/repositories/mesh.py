@@ -16,7 +16,15 @@ from dorkstore.db import database
 from dorkstore.errors import ValidationError
 from dorkstore.models.mesh import AGENT_STATUSES, AgentDenial, RateLimitBucket
 from dorkstore.models.mesh import Agent as AgentRow
-from dorkstore.repositories.base import Repository, first, guarded, rows, write_transaction
+from dorkstore.repositories.base import (
+    Repository,
+    fetch_all,
+    fetch_one,
+    guarded,
+    slot,
+    write,
+    write_transaction,
+)
 from dorkstore.timestamps import EPOCH, format_timestamp, parse_timestamp
 
 __all__ = [
@@ -148,8 +156,19 @@ _AGENT_CHECKS: dict[str, Any] = {
 
 def _agent(row: tuple[Any, ...]) -> Agent:
     values = list(row)
-    values[_CAPABILITIES] = tuple(json.loads(values[_CAPABILITIES]))
+    encoded = values[_CAPABILITIES]
+    values[_CAPABILITIES] = () if encoded == "[]" else tuple(json.loads(encoded))
     return Agent(*values)
+
+
+def _agent_by(column: str, value: str) -> Agent | None:
+    """Return the agent whose `column` (id or project_path) equals `value`, or None."""
+    row = fetch_one(
+        ("agent_by", column),
+        lambda: AgentRow.select(*_AGENT_COLUMNS).where(getattr(AgentRow, column) == slot("value")),
+        value=value,
+    )
+    return None if row is None else _agent(row)
 
 
 def _agent_columns(changes: dict[str, Any]) -> dict[str, Any]:
@@ -212,18 +231,23 @@ class AgentRegistry(Repository):
             "last_seen_at": None,
             "last_seen_event": None,
         }
-        AgentRow.insert(columns).execute()
+        names = tuple(columns)
+        write(
+            ("insert_agent", names),
+            lambda: AgentRow.insert({getattr(AgentRow, n): slot(n) for n in names}),
+            **columns,
+        )
         return _agent(tuple(columns[column.column_name] for column in _AGENT_COLUMNS))
 
     @guarded
     def get(self, id: str) -> Agent | None:
         """Return the agent with this id, or None."""
-        return self._one(AgentRow.id == check.text(id, "id"))
+        return _agent_by("id", check.text(id, "id"))
 
     @guarded
     def get_by_path(self, project_path: str) -> Agent | None:
         """Return the agent registered for this project path, or None."""
-        return self._one(AgentRow.project_path == check.path_text(project_path, "project_path"))
+        return _agent_by("project_path", check.path_text(project_path, "project_path"))
 
     @guarded
     def list(
@@ -235,10 +259,16 @@ class AgentRegistry(Repository):
     @guarded
     def list_by_namespace(self, namespace: str) -> builtins.list[Agent]:
         """Return the agents of one namespace, newest registration first."""
-        query = AgentRow.select(*_AGENT_COLUMNS).where(
-            AgentRow.namespace == check.text(namespace, "namespace")
+        found = fetch_all(
+            "agents_by_namespace",
+            lambda: (
+                AgentRow.select(*_AGENT_COLUMNS)
+                .where(AgentRow.namespace == slot("namespace"))
+                .order_by(*_NEWEST_REGISTRATION_FIRST)
+            ),
+            namespace=check.text(namespace, "namespace"),
         )
-        return [_agent(row) for row in rows(query.order_by(*_NEWEST_REGISTRATION_FIRST))]
+        return [_agent(row) for row in found]
 
     @guarded
     def update(self, id: str, /, **changes: Any) -> bool:
@@ -248,26 +278,45 @@ class AgentRegistry(Repository):
         """
         columns = _agent_columns(changes)
         columns["updated_at"] = self._now_text()
-        return bool(AgentRow.update(columns).where(AgentRow.id == check.text(id, "id")).execute())
+        names = tuple(sorted(columns))
+        changed = write(
+            ("update_agent", names),
+            lambda: AgentRow.update({getattr(AgentRow, n): slot(n) for n in names}).where(
+                AgentRow.id == slot("id")
+            ),
+            id=check.text(id, "id"),
+            **columns,
+        )
+        return bool(changed)
 
     @guarded
     def remove(self, id: str) -> bool:
         """Unregister an agent; False if there was no such agent."""
-        return bool(AgentRow.delete().where(AgentRow.id == check.text(id, "id")).execute())
+        changed = write(
+            "remove_agent",
+            lambda: AgentRow.delete().where(AgentRow.id == slot("id")),
+            id=check.text(id, "id"),
+        )
+        return bool(changed)
 
     @guarded
     def update_health(self, id: str, last_seen_at: object, last_seen_event: str) -> bool:
         """Record when an agent was last seen, and doing what; False if there is no such agent."""
-        query = AgentRow.update(
-            last_seen_at=parse_timestamp(last_seen_at, "last_seen_at"),
-            last_seen_event=check.text(last_seen_event, "last_seen_event", empty=True),
+        changed = write(
+            "update_health",
+            lambda: AgentRow.update(last_seen_at=slot("at"), last_seen_event=slot("event")).where(
+                AgentRow.id == slot("id")
+            ),
+            at=parse_timestamp(last_seen_at, "last_seen_at"),
+            event=check.text(last_seen_event, "last_seen_event", empty=True),
+            id=check.text(id, "id"),
         )
-        return bool(query.where(AgentRow.id == check.text(id, "id")).execute())
+        return bool(changed)
 
     @guarded
     def get_with_health(self, id: str) -> AgentHealth | None:
         """Return the agent and its health now, or None."""
-        agent = self._one(AgentRow.id == check.text(id, "id"))
+        agent = _agent_by("id", check.text(id, "id"))
         return None if agent is None else self._with_health(agent, self._now())
 
     @guarded
@@ -283,7 +332,10 @@ class AgentRegistry(Repository):
         """Count the agents by health now."""
         now = self._now()
         seen = [
-            compute_health_status(at, now) for (at,) in rows(AgentRow.select(AgentRow.last_seen_at))
+            compute_health_status(at, now)
+            for (at,) in fetch_all(
+                "agents_last_seen", lambda: AgentRow.select(AgentRow.last_seen_at)
+            )
         ]
         return AggregateStats(
             total_agents=len(seen),
@@ -292,19 +344,27 @@ class AgentRegistry(Repository):
             stale_count=seen.count("stale"),
         )
 
-    def _one(self, condition: pw.Expression) -> Agent | None:
-        return first(AgentRow.select(*_AGENT_COLUMNS).where(condition), _agent)
-
     def _select(self, runtime: str | None, capability: str | None) -> builtins.list[Agent]:
-        query = AgentRow.select(*_AGENT_COLUMNS)
+        values: dict[str, Any] = {}
         if runtime is not None:
-            query = query.where(AgentRow.runtime == check.text(runtime, "runtime"))
+            values["runtime"] = check.text(runtime, "runtime")
         if capability is not None:
-            capability = check.text(capability, "capability")
-            query = query.where(
-                dialect.json_array_contains(database, AgentRow.capabilities_json, capability)
-            )
-        return [_agent(row) for row in rows(query.order_by(*_NEWEST_REGISTRATION_FIRST))]
+            values["capability"] = check.text(capability, "capability")
+        shape = tuple(sorted(values))
+
+        def build() -> pw.Node:
+            query = AgentRow.select(*_AGENT_COLUMNS)
+            if "runtime" in shape:
+                query = query.where(AgentRow.runtime == slot("runtime"))
+            if "capability" in shape:
+                query = query.where(
+                    dialect.json_array_contains(
+                        database, AgentRow.capabilities_json, slot("capability")
+                    )
+                )
+            return query.order_by(*_NEWEST_REGISTRATION_FIRST)
+
+        return [_agent(row) for row in fetch_all(("list_agents", shape), build, **values)]
 
     @staticmethod
     def _with_health(agent: Agent, now: datetime) -> AgentHealth:
@@ -329,37 +389,60 @@ class DenialList(Repository):
             "created_at": format_timestamp(now),
         }
         with write_transaction():
-            AgentDenial.insert(row).on_conflict(
-                conflict_target=[AgentDenial.path],
-                preserve=[AgentDenial.reason, AgentDenial.denier, AgentDenial.created_at],
-            ).execute()
-            stored = AgentDenial.select(AgentDenial.id).where(AgentDenial.path == row["path"])
-            row["id"] = stored.scalar()
+            write(
+                "deny",
+                lambda: AgentDenial.insert(
+                    {getattr(AgentDenial, n): slot(n) for n in row}
+                ).on_conflict(
+                    conflict_target=[AgentDenial.path],
+                    preserve=[AgentDenial.reason, AgentDenial.denier, AgentDenial.created_at],
+                ),
+                **row,
+            )
+            stored = fetch_one(
+                "denial_id",
+                lambda: AgentDenial.select(AgentDenial.id).where(AgentDenial.path == slot("path")),
+                path=row["path"],
+            )
+            row["id"] = stored[0] if stored else row["id"]
         return DenialRecord(**row)
 
     @guarded
     def is_denied(self, path: str) -> bool:
         """Return True if the canonical form of `path` is denied."""
         canonical = check.canonical_path(path, "path")
-        return bool(AgentDenial.select().where(AgentDenial.path == canonical).exists())
+        found = fetch_one(
+            "is_denied",
+            lambda: AgentDenial.select(pw.SQL("1")).where(AgentDenial.path == slot("path")),
+            path=canonical,
+        )
+        return found is not None
 
     @guarded
     def list(self) -> builtins.list[DenialRecord]:
         """Return every denial, newest first."""
-        query = AgentDenial.select(
-            AgentDenial.id,
-            AgentDenial.path,
-            AgentDenial.reason,
-            AgentDenial.denier,
-            AgentDenial.created_at,
-        ).order_by(AgentDenial.created_at.desc(), AgentDenial.id.desc())
-        return [DenialRecord(*row) for row in rows(query)]
+        found = fetch_all(
+            "list_denials",
+            lambda: AgentDenial.select(
+                AgentDenial.id,
+                AgentDenial.path,
+                AgentDenial.reason,
+                AgentDenial.denier,
+                AgentDenial.created_at,
+            ).order_by(AgentDenial.created_at.desc(), AgentDenial.id.desc()),
+        )
+        return [DenialRecord(*row) for row in found]
 
     @guarded
     def clear(self, path: str) -> bool:
         """Remove a denial; False if the path was not denied."""
         canonical = check.canonical_path(path, "path")
-        return bool(AgentDenial.delete().where(AgentDenial.path == canonical).execute())
+        changed = write(
+            "clear_denial",
+            lambda: AgentDenial.delete().where(AgentDenial.path == slot("path")),
+            path=canonical,
+        )
+        return bool(changed)
 
 
 class BudgetMapper(Repository):
@@ -414,24 +497,40 @@ class BudgetMapper(Repository):
 
     @staticmethod
     def _used(agent_id: str, minute: int) -> int:
-        query = RateLimitBucket.select(pw.fn.COALESCE(pw.fn.SUM(RateLimitBucket.count), 0)).where(
-            (RateLimitBucket.agent_id == agent_id)
-            & (RateLimitBucket.bucket_minute >= minute - BUDGET_WINDOW_MINUTES)
+        row = fetch_one(
+            "budget_used",
+            lambda: RateLimitBucket.select(
+                pw.fn.COALESCE(pw.fn.SUM(RateLimitBucket.count), 0)
+            ).where(
+                (RateLimitBucket.agent_id == slot("agent_id"))
+                & (RateLimitBucket.bucket_minute >= slot("since"))
+            ),
+            agent_id=agent_id,
+            since=minute - BUDGET_WINDOW_MINUTES,
         )
-        return int(query.scalar())
+        return int(row[0]) if row else 0
 
     @staticmethod
     def _increment(agent_id: str, minute: int) -> None:
-        RateLimitBucket.insert(agent_id=agent_id, bucket_minute=minute, count=1).on_conflict(
-            conflict_target=[RateLimitBucket.agent_id, RateLimitBucket.bucket_minute],
-            update={RateLimitBucket.count: RateLimitBucket.count + 1},
-        ).execute()
+        write(
+            "budget_increment",
+            lambda: RateLimitBucket.insert(
+                agent_id=slot("agent_id"), bucket_minute=slot("minute"), count=1
+            ).on_conflict(
+                conflict_target=[RateLimitBucket.agent_id, RateLimitBucket.bucket_minute],
+                update={RateLimitBucket.count: RateLimitBucket.count + 1},
+            ),
+            agent_id=agent_id,
+            minute=minute,
+        )
 
     @staticmethod
     def _prune(minute: int) -> None:
-        RateLimitBucket.delete().where(
-            RateLimitBucket.bucket_minute < minute - BUCKET_RETENTION_MINUTES
-        ).execute()
+        write(
+            "budget_prune",
+            lambda: RateLimitBucket.delete().where(RateLimitBucket.bucket_minute < slot("before")),
+            before=minute - BUCKET_RETENTION_MINUTES,
+        )
 
 
 def _budget(used: int, limit: int, *, allowed: bool | None = None) -> BudgetCheck:

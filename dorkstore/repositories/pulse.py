@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import peewee as pw
@@ -18,7 +18,15 @@ from dorkstore.models.pulse import (
     PulseRun,
     PulseSchedule,
 )
-from dorkstore.repositories.base import Repository, first, guarded, rows, write_transaction
+from dorkstore.repositories.base import (
+    Repository,
+    fetch_all,
+    fetch_one,
+    guarded,
+    slot,
+    write,
+    write_transaction,
+)
 from dorkstore.timestamps import format_timestamp, parse_timestamp
 
 __all__ = ["INTERRUPTED_ERROR", "PulseStore", "Run", "Schedule"]
@@ -63,12 +71,25 @@ class Run:
     created_at: str
 
 
-_SCHEDULE_COLUMNS = [getattr(PulseSchedule, name) for name in Schedule.__dataclass_fields__]
-_RUN_COLUMNS = [
-    PulseRun.schedule.column if name == "schedule_id" else getattr(PulseRun, name)
-    for name in Run.__dataclass_fields__
-]
+_SCHEDULE_FIELDS = [field.name for field in fields(Schedule)]
+_RUN_FIELDS = [field.name for field in fields(Run)]
+_ENABLED = _SCHEDULE_FIELDS.index("enabled")
+
+
+def _column(model: type[pw.Model], name: str) -> pw.Field:
+    """Return the model field of a record field (run.schedule_id is the `schedule` key)."""
+    return PulseRun.schedule if (model, name) == (PulseRun, "schedule_id") else getattr(model, name)
+
+
+_SCHEDULE_COLUMNS = [_column(PulseSchedule, name) for name in _SCHEDULE_FIELDS]
+_RUN_COLUMNS = [_column(PulseRun, name) for name in _RUN_FIELDS]
 _NEWEST_RUNS_FIRST = (PulseRun.created_at.desc(), PulseRun.id.desc())
+
+
+def _schedule(row: tuple[Any, ...]) -> Schedule:
+    values = list(row)
+    values[_ENABLED] = bool(values[_ENABLED])  # stored as 0 or 1
+    return Schedule(*values)
 
 
 def _schedule_fields(changes: dict[str, Any]) -> dict[str, Any]:
@@ -99,16 +120,24 @@ def _boolean(value: object) -> bool:
     return value
 
 
+def _insert(model: type[pw.Model], names: list[str]) -> Callable[[], pw.Node]:
+    """Build an INSERT of every record field, each from the slot of its name."""
+    return lambda: model.insert({_column(model, name): slot(name) for name in names})
+
+
 class PulseStore(Repository):
     """Schedules and their runs. Missing rows are None from getters, False from deletes."""
 
     @guarded
     def list_schedules(self) -> list[Schedule]:
         """Return every schedule, oldest first."""
-        query = PulseSchedule.select(*_SCHEDULE_COLUMNS).order_by(
-            PulseSchedule.created_at, PulseSchedule.id
+        found = fetch_all(
+            "list_schedules",
+            lambda: PulseSchedule.select(*_SCHEDULE_COLUMNS).order_by(
+                PulseSchedule.created_at, PulseSchedule.id
+            ),
         )
-        return [Schedule(*row) for row in rows(query)]
+        return [_schedule(row) for row in found]
 
     @guarded
     def get_schedule(self, id: str) -> Schedule | None:
@@ -148,7 +177,7 @@ class PulseStore(Repository):
         now = self._now()
         stamp = format_timestamp(now)
         record = Schedule(id=self._new_id(now), created_at=stamp, updated_at=stamp, **fields)
-        PulseSchedule.insert(_as_row(record)).execute()
+        write("create_schedule", _insert(PulseSchedule, _SCHEDULE_FIELDS), **_values(record))
         return record
 
     @guarded
@@ -160,15 +189,29 @@ class PulseStore(Repository):
         id = check.text(id, "id")
         fields = _schedule_fields(changes)
         fields["updated_at"] = self._now_text()
+        names = tuple(sorted(fields))
         with write_transaction():
-            updated = PulseSchedule.update(fields).where(PulseSchedule.id == id).execute()
+            updated = write(
+                ("update_schedule", names),
+                lambda: PulseSchedule.update(
+                    {getattr(PulseSchedule, name): slot(name) for name in names}
+                ).where(PulseSchedule.id == slot("id")),
+                id=id,
+                **fields,
+            )
             return self._schedule(id) if updated else None
 
     @guarded
     def delete_schedule(self, id: str) -> bool:
         """Delete a schedule and, in the same statement, its runs; False if it did not exist."""
-        query = PulseSchedule.delete().where(PulseSchedule.id == check.text(id, "id"))
-        return bool(query.execute())  # ON DELETE CASCADE removes the runs atomically.
+        # ON DELETE CASCADE removes the runs atomically.
+        return bool(
+            write(
+                "delete_schedule",
+                lambda: PulseSchedule.delete().where(PulseSchedule.id == slot("id")),
+                id=check.text(id, "id"),
+            )
+        )
 
     @guarded
     def create_run(self, schedule_id: str, trigger: str = "scheduled") -> Run:
@@ -191,8 +234,8 @@ class PulseStore(Repository):
             created_at=stamp,
         )
         try:
-            PulseRun.insert(_as_row(record)).execute()
-        except pw.IntegrityError as exc:
+            write("create_run", _insert(PulseRun, _RUN_FIELDS), **_values(record))
+        except dialect.CONSTRAINT_ERRORS as exc:
             if dialect.constraint_kind(exc) != "foreign_key":
                 raise
             raise NotFoundError(f"no schedule {schedule_id!r}") from exc
@@ -227,8 +270,16 @@ class PulseStore(Repository):
         for name, value in (("output", output), ("error", error), ("session_id", session_id)):
             if value is not None:
                 fields[name] = check.text(value, name, empty=True)
+        names = tuple(sorted(fields))
         with write_transaction():
-            if fields and not PulseRun.update(fields).where(PulseRun.id == id).execute():
+            if names and not write(
+                ("update_run", names),
+                lambda: PulseRun.update({getattr(PulseRun, n): slot(n) for n in names}).where(
+                    PulseRun.id == slot("id")
+                ),
+                id=id,
+                **fields,
+            ):
                 return None
             return self._run(id)
 
@@ -242,59 +293,102 @@ class PulseStore(Repository):
         offset: int = 0,
     ) -> list[Run]:
         """Return runs newest first (created_at, then id, descending)."""
-        query = PulseRun.select(*_RUN_COLUMNS)
+        values: dict[str, Any] = {
+            "limit": check.integer(limit, "limit", minimum=1),
+            "offset": check.integer(offset, "offset", minimum=0),
+        }
         if schedule_id is not None:
-            query = query.where(PulseRun.schedule == check.text(schedule_id, "schedule_id"))
+            values["schedule_id"] = check.text(schedule_id, "schedule_id")
         if status is not None:
-            query = query.where(PulseRun.status == check.choice(status, "status", RUN_STATUSES))
-        query = query.order_by(*_NEWEST_RUNS_FIRST).limit(check.integer(limit, "limit", minimum=1))
-        query = query.offset(check.integer(offset, "offset", minimum=0))
-        return [Run(*row) for row in rows(query)]
+            values["status"] = check.choice(status, "status", RUN_STATUSES)
+        shape = (schedule_id is not None, status is not None)
+
+        def build() -> pw.Node:
+            query = PulseRun.select(*_RUN_COLUMNS)
+            if shape[0]:
+                query = query.where(PulseRun.schedule == slot("schedule_id"))
+            if shape[1]:
+                query = query.where(PulseRun.status == slot("status"))
+            return query.order_by(*_NEWEST_RUNS_FIRST).limit(slot("limit")).offset(slot("offset"))
+
+        return [Run(*row) for row in fetch_all(("list_runs", shape), build, **values)]
 
     @guarded
     def get_running_runs(self) -> list[Run]:
         """Return every run whose status is 'running', newest first."""
-        query = PulseRun.select(*_RUN_COLUMNS).where(PulseRun.status == "running")
-        return [Run(*row) for row in rows(query.order_by(*_NEWEST_RUNS_FIRST))]
+        found = fetch_all(
+            "get_running_runs",
+            lambda: (
+                PulseRun.select(*_RUN_COLUMNS)
+                .where(PulseRun.status == "running")
+                .order_by(*_NEWEST_RUNS_FIRST)
+            ),
+        )
+        return [Run(*row) for row in found]
 
     @guarded
     def count_runs(self, schedule_id: str | None = None) -> int:
         """Return how many runs exist, of one schedule or of all."""
-        query = PulseRun.select()
-        if schedule_id is not None:
-            query = query.where(PulseRun.schedule == check.text(schedule_id, "schedule_id"))
-        return int(query.count())
+        count = pw.fn.COUNT(PulseRun.id)
+        if schedule_id is None:
+            row = fetch_one("count_runs", lambda: PulseRun.select(count))
+        else:
+            row = fetch_one(
+                "count_schedule_runs",
+                lambda: PulseRun.select(count).where(PulseRun.schedule == slot("schedule_id")),
+                schedule_id=check.text(schedule_id, "schedule_id"),
+            )
+        return int(row[0]) if row else 0
 
     @guarded
     def prune_runs(self, schedule_id: str, retention_count: int) -> int:
         """Keep the newest `retention_count` runs of a schedule; return how many were deleted."""
-        schedule_id = check.text(schedule_id, "schedule_id")
-        keep = (
-            PulseRun.select(PulseRun.id)
-            .where(PulseRun.schedule == schedule_id)
-            .order_by(*_NEWEST_RUNS_FIRST)
-            .limit(check.integer(retention_count, "retention_count", minimum=0))
+
+        def build() -> pw.Node:
+            keep = (
+                PulseRun.select(PulseRun.id)
+                .where(PulseRun.schedule == slot("schedule_id"))
+                .order_by(*_NEWEST_RUNS_FIRST)
+                .limit(slot("keep"))
+            )
+            return PulseRun.delete().where(
+                (PulseRun.schedule == slot("schedule_id")) & PulseRun.id.not_in(keep)
+            )
+
+        return write(
+            "prune_runs",
+            build,
+            schedule_id=check.text(schedule_id, "schedule_id"),
+            keep=check.integer(retention_count, "retention_count", minimum=0),
         )
-        query = PulseRun.delete().where(
-            (PulseRun.schedule == schedule_id) & PulseRun.id.not_in(keep)
-        )
-        return int(query.execute())
 
     @guarded
     def mark_running_as_failed(self) -> int:
         """Fail every running run, for crash recovery at start-up; return how many."""
-        query = PulseRun.update(
-            status="failed", finished_at=self._now_text(), error=INTERRUPTED_ERROR
-        ).where(PulseRun.status == "running")
-        return int(query.execute())
+        return write(
+            "mark_running_as_failed",
+            lambda: PulseRun.update(
+                status="failed", finished_at=slot("now"), error=INTERRUPTED_ERROR
+            ).where(PulseRun.status == "running"),
+            now=self._now_text(),
+        )
 
     def _schedule(self, id: str) -> Schedule | None:
-        query = PulseSchedule.select(*_SCHEDULE_COLUMNS).where(PulseSchedule.id == id)
-        return first(query, lambda row: Schedule(*row))
+        row = fetch_one(
+            "get_schedule",
+            lambda: PulseSchedule.select(*_SCHEDULE_COLUMNS).where(PulseSchedule.id == slot("id")),
+            id=id,
+        )
+        return None if row is None else _schedule(row)
 
     def _run(self, id: str) -> Run | None:
-        return first(PulseRun.select(*_RUN_COLUMNS).where(PulseRun.id == id), lambda row: Run(*row))
+        row = fetch_one(
+            "get_run",
+            lambda: PulseRun.select(*_RUN_COLUMNS).where(PulseRun.id == slot("id")),
+            id=id,
+        )
+        return None if row is None else Run(*row)
 
 
-def _as_row(record: Schedule | Run) -> dict[str, Any]:
+def _values(record: Schedule | Run) -> dict[str, Any]:
     return {name: getattr(record, name) for name in type(record).__dataclass_fields__}

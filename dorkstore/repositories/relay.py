@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import logging
 import math
@@ -21,7 +20,16 @@ from dorkstore import validation as check
 from dorkstore.db import database
 from dorkstore.errors import ValidationError
 from dorkstore.models.relay import MESSAGE_STATUSES, TRACE_STATUSES, RelayMessage, RelayTrace
-from dorkstore.repositories.base import Repository, first, guarded, rows, write_transaction
+from dorkstore.repositories.base import (
+    Repository,
+    fetch_all,
+    fetch_one,
+    guarded,
+    slot,
+    write,
+    write_many,
+    write_transaction,
+)
 from dorkstore.timestamps import format_timestamp, parse_timestamp
 
 __all__ = [
@@ -112,7 +120,8 @@ class DeliveryMetrics:
 
 _MESSAGE_FIELDS = tuple(IndexedMessage.__dataclass_fields__)
 _MESSAGE_COLUMNS = [getattr(RelayMessage, name) for name in _MESSAGE_FIELDS]
-_SPAN_COLUMNS = [getattr(RelayTrace, name) for name in TraceSpan.__dataclass_fields__]
+_SPAN_FIELDS = tuple(TraceSpan.__dataclass_fields__)
+_SPAN_COLUMNS = [getattr(RelayTrace, name) for name in _SPAN_FIELDS]
 _NEWEST_FIRST = (RelayMessage.created_at.desc(), RelayMessage.id.desc())
 
 
@@ -154,36 +163,36 @@ def _message_row(
     )
 
 
-# insert_many and rebuild write through executemany with one prepared statement,
-# rather than Peewee's insert_many, which builds and binds a new multi-row
-# statement per batch in Python: the bulk paths must stay close to raw speed.
-@functools.cache
-def _upsert_sql() -> str:
-    """Return the parametrised insert-or-replace-by-id statement, built by Peewee."""
-    placeholder = {name: f"<{name}>" for name in _MESSAGE_FIELDS}
-    query = RelayMessage.insert(placeholder).on_conflict(
+def _upsert() -> pw.Node:
+    """Insert a message or replace the one with its id; slots "0".."8" are the columns in order."""
+    return RelayMessage.insert(
+        {column: slot(str(n)) for n, column in enumerate(_MESSAGE_COLUMNS)}
+    ).on_conflict(
         conflict_target=[RelayMessage.id],
         preserve=[column for column in _MESSAGE_COLUMNS if column is not RelayMessage.id],
     )
-    sql, params = query.sql()
-    if list(params) != list(placeholder.values()):  # executemany binds by position
-        raise AssertionError(f"unexpected column order in {sql}")
-    return str(sql)
 
 
-def _executemany(rows: Iterable[tuple[Any, ...]]) -> int:
-    """Upsert `rows` in batches on this thread's connection; return how many."""
-    sql, total, batch = _upsert_sql(), 0, []
-    cursor = database.cursor()
-    for row in rows:
-        batch.append(row)
-        if len(batch) == _BATCH:
-            cursor.executemany(sql, batch)
-            total, batch = total + len(batch), []
-    if batch:
-        cursor.executemany(sql, batch)
-        total += len(batch)
-    return total
+def _upsert_all(rows: Iterable[tuple[Any, ...]]) -> int:
+    """Insert or replace `rows` with one prepared statement (executemany), batched."""
+    return write_many("upsert_messages", _upsert, rows)
+
+
+def _filtered(key: str, condition: Callable[[], Any], **values: Any) -> list[IndexedMessage]:
+    """Messages matching `condition`, newest first (created_at, then id)."""
+    found = fetch_all(
+        key,
+        lambda: RelayMessage.select(*_MESSAGE_COLUMNS).where(condition()).order_by(*_NEWEST_FIRST),
+        **values,
+    )
+    return [_message(row) for row in found]
+
+
+def _count(key: str, condition: Callable[[], Any], **values: Any) -> int:
+    row = fetch_one(
+        key, lambda: RelayMessage.select(pw.fn.COUNT(RelayMessage.id)).where(condition()), **values
+    )
+    return int(row[0]) if row else 0
 
 
 class RelayIndex(Repository):
@@ -216,7 +225,7 @@ class RelayIndex(Repository):
             self._now() if created_at is None else created_at,
         )
         with write_transaction():
-            _executemany([row])
+            _upsert_all([row])
         return _message(row)
 
     @guarded
@@ -229,50 +238,70 @@ class RelayIndex(Repository):
             raise ValidationError("messages must be an iterable of IndexedMessage")
         rows = [_validated(message) for message in messages]
         with write_transaction():
-            return _executemany(rows)
+            return _upsert_all(rows)
 
     @guarded
     def update_status(self, id: str, status: str) -> bool:
         """Set a message's status; False if there is no such message."""
-        query = RelayMessage.update(status=check.choice(status, "status", MESSAGE_STATUSES))
-        return bool(query.where(RelayMessage.id == check.text(id, "id")).execute())
+        changed = write(
+            "update_message_status",
+            lambda: RelayMessage.update(status=slot("status")).where(RelayMessage.id == slot("id")),
+            status=check.choice(status, "status", MESSAGE_STATUSES),
+            id=check.text(id, "id"),
+        )
+        return bool(changed)
 
     @guarded
     def get_message(self, id: str) -> IndexedMessage | None:
         """Return the message with this id, or None."""
-        query = RelayMessage.select(*_MESSAGE_COLUMNS).where(
-            RelayMessage.id == check.text(id, "id")
+        row = fetch_one(
+            "get_message",
+            lambda: RelayMessage.select(*_MESSAGE_COLUMNS).where(RelayMessage.id == slot("id")),
+            id=check.text(id, "id"),
         )
-        return first(query, _message)
+        return None if row is None else _message(row)
 
     @guarded
     def get_by_subject(self, subject: str) -> list[IndexedMessage]:
         """Return the messages on a subject, newest first."""
-        return self._newest_first(RelayMessage.subject == check.text(subject, "subject"))
+        return _filtered(
+            "messages_by_subject",
+            lambda: RelayMessage.subject == slot("subject"),
+            subject=check.text(subject, "subject"),
+        )
 
     @guarded
     def get_by_endpoint(self, endpoint_hash: str) -> list[IndexedMessage]:
         """Return the messages for an endpoint, newest first."""
-        endpoint_hash = check.text(endpoint_hash, "endpoint_hash")
-        return self._newest_first(RelayMessage.endpoint_hash == endpoint_hash)
+        return _filtered(
+            "messages_by_endpoint",
+            lambda: RelayMessage.endpoint_hash == slot("endpoint"),
+            endpoint=check.text(endpoint_hash, "endpoint_hash"),
+        )
 
     @guarded
     def count_sender_in_window(self, sender: str, window_start: object) -> int:
         """Return how many messages `sender` created strictly after `window_start`."""
-        query = RelayMessage.select().where(
-            (RelayMessage.sender == check.text(sender, "sender"))
-            & (RelayMessage.created_at > parse_timestamp(window_start, "window_start"))
+        return _count(
+            "count_sender_in_window",
+            lambda: (
+                (RelayMessage.sender == slot("sender")) & (RelayMessage.created_at > slot("start"))
+            ),
+            sender=check.text(sender, "sender"),
+            start=parse_timestamp(window_start, "window_start"),
         )
-        return int(query.count())
 
     @guarded
     def count_pending_by_endpoint(self, endpoint_hash: str) -> int:
         """Return how many pending messages an endpoint has (for backpressure)."""
-        query = RelayMessage.select().where(
-            (RelayMessage.endpoint_hash == check.text(endpoint_hash, "endpoint_hash"))
-            & (RelayMessage.status == "pending")
+        return _count(
+            "count_pending_by_endpoint",
+            lambda: (
+                (RelayMessage.endpoint_hash == slot("endpoint"))
+                & (RelayMessage.status == "pending")
+            ),
+            endpoint=check.text(endpoint_hash, "endpoint_hash"),
         )
-        return int(query.count())
 
     @guarded
     def query_messages(
@@ -292,30 +321,40 @@ class RelayIndex(Repository):
         """
         # One below the 64-bit maximum: the query asks for limit + 1 rows.
         limit = check.integer(limit, "limit", minimum=1, maximum=check.INT64_MAX - 1)
-        query = RelayMessage.select(*_MESSAGE_COLUMNS)
+        values: dict[str, Any] = {"limit": limit + 1}  # one more row tells if a page follows
         if subject is not None:
-            query = query.where(RelayMessage.subject == check.text(subject, "subject"))
+            values["subject"] = check.text(subject, "subject")
         if status is not None:
-            query = query.where(
-                RelayMessage.status == check.choice(status, "status", MESSAGE_STATUSES)
-            )
+            values["status"] = check.choice(status, "status", MESSAGE_STATUSES)
         if sender is not None:
-            query = query.where(RelayMessage.sender == check.text(sender, "sender"))
+            values["sender"] = check.text(sender, "sender")
         if endpoint_hash is not None:
-            endpoint_hash = check.text(endpoint_hash, "endpoint_hash")
-            query = query.where(RelayMessage.endpoint_hash == endpoint_hash)
+            values["endpoint_hash"] = check.text(endpoint_hash, "endpoint_hash")
         if cursor is not None:
-            query = query.where(RelayMessage.id < check.text(cursor, "cursor"))
-        # One row more than the page tells whether another page exists.
-        found = rows(query.order_by(RelayMessage.id.desc()).limit(limit + 1))
+            values["cursor"] = check.text(cursor, "cursor")
+        shape = tuple(sorted(set(values) - {"limit"}))
+
+        def build() -> pw.Node:
+            query = RelayMessage.select(*_MESSAGE_COLUMNS)
+            for name in shape:
+                column = RelayMessage.id if name == "cursor" else getattr(RelayMessage, name)
+                query = query.where(
+                    column < slot(name) if name == "cursor" else column == slot(name)
+                )
+            return query.order_by(RelayMessage.id.desc()).limit(slot("limit"))
+
+        found = fetch_all(("query_messages", shape), build, **values)
         messages = [_message(row) for row in found[:limit]]
         return MessagePage(messages, messages[-1].id if len(found) > limit else None)
 
     @guarded
     def delete_expired(self) -> int:
         """Delete messages whose `expires_at` is strictly before now; return how many."""
-        query = RelayMessage.delete().where(RelayMessage.expires_at < self._now_text())
-        return int(query.execute())
+        return write(
+            "delete_expired",
+            lambda: RelayMessage.delete().where(RelayMessage.expires_at < slot("now")),
+            now=self._now_text(),
+        )
 
     @guarded
     def rebuild(
@@ -354,44 +393,50 @@ class RelayIndex(Repository):
             if report:
                 report(path, None)
         with write_transaction():
-            RelayMessage.delete().execute()
-            _executemany(envelopes)
-            return int(RelayMessage.select().count())
+            write("delete_all_messages", RelayMessage.delete)
+            _upsert_all(envelopes)
+            return _count("count_messages", lambda: pw.SQL("1 = 1"))
 
     @guarded
     def get_metrics(self) -> RelayMetrics:
         """Return the number of messages, per status (those that occur) and per subject."""
         count = pw.fn.COUNT(RelayMessage.id)
         with database.atomic():  # one snapshot for the three queries
-            total = RelayMessage.select().count()
-            by_status = RelayMessage.select(RelayMessage.status, count).group_by(
-                RelayMessage.status
+            total = _count("count_messages", lambda: pw.SQL("1 = 1"))
+            by_status = fetch_all(
+                "messages_by_status",
+                lambda: RelayMessage.select(RelayMessage.status, count).group_by(
+                    RelayMessage.status
+                ),
             )
-            by_subject = (
-                RelayMessage.select(RelayMessage.subject, count)
-                .group_by(RelayMessage.subject)
-                .order_by(count.desc(), RelayMessage.subject)
+            by_subject = fetch_all(
+                "messages_by_subject_count",
+                lambda: (
+                    RelayMessage.select(RelayMessage.subject, count)
+                    .group_by(RelayMessage.subject)
+                    .order_by(count.desc(), RelayMessage.subject)
+                ),
             )
-            return RelayMetrics(
-                total_messages=int(total),
-                by_status={status: int(n) for status, n in rows(by_status)},
-                by_subject=[(subject, int(n)) for subject, n in rows(by_subject)],
-            )
+        return RelayMetrics(
+            total_messages=total,
+            by_status={status: int(n) for status, n in by_status},
+            by_subject=[(subject, int(n)) for subject, n in by_subject],
+        )
 
     @guarded
     def is_wal_mode(self) -> bool:
         """Return True when the database runs in write-ahead-log mode."""
         return dialect.is_wal_mode(database)
 
-    def _newest_first(self, condition: pw.Expression) -> list[IndexedMessage]:
-        query = RelayMessage.select(*_MESSAGE_COLUMNS).where(condition).order_by(*_NEWEST_FIRST)
-        return [_message(row) for row in rows(query)]
-
 
 def _validated(message: object) -> tuple[Any, ...]:
     if not isinstance(message, IndexedMessage):
         raise ValidationError(f"expected an IndexedMessage, got {type(message).__name__}")
-    return _message_row(*(getattr(message, name) for name in _MESSAGE_FIELDS))
+    m = message
+    return _message_row(
+        m.id, m.subject, m.endpoint_hash, m.sender, m.status, m.expires_at, m.payload, m.metadata,
+        m.created_at,
+    )  # fmt: skip
 
 
 class _MalformedFileError(Exception):
@@ -505,9 +550,13 @@ class TraceStore(Repository):
             error_message=None,
             metadata=metadata,
         )
-        row = {name: getattr(span, name) for name in TraceSpan.__dataclass_fields__}
+        row = {name: getattr(span, name) for name in _SPAN_FIELDS}
         row["metadata"] = check.json_text(metadata, "metadata")
-        RelayTrace.insert(row).execute()
+        write(
+            "insert_span",
+            lambda: RelayTrace.insert({getattr(RelayTrace, n): slot(n) for n in _SPAN_FIELDS}),
+            **row,
+        )
         return _span(tuple(row.values()))
 
     @guarded
@@ -534,27 +583,37 @@ class TraceStore(Repository):
             fields["processed_at"] = parse_timestamp(processed_at, "processed_at", epoch_ms=True)
         if error is not None:
             fields["error_message"] = check.text(error, "error", empty=True)
-        where = RelayTrace.message_id == message_id
         if not fields:
-            return RelayTrace.select().where(where).exists()
-        return bool(RelayTrace.update(fields).where(where).execute())
+            return _span_by_message(message_id) is not None
+        names = tuple(sorted(fields))
+        changed = write(
+            ("update_span", names),
+            lambda: RelayTrace.update({getattr(RelayTrace, n): slot(n) for n in names}).where(
+                RelayTrace.message_id == slot("message_id")
+            ),
+            message_id=message_id,
+            **fields,
+        )
+        return bool(changed)
 
     @guarded
     def get_span(self, message_id: str) -> TraceSpan | None:
         """Return a message's span, or None."""
-        message_id = check.text(message_id, "message_id")
-        query = RelayTrace.select(*_SPAN_COLUMNS).where(RelayTrace.message_id == message_id)
-        return first(query, _span)
+        return _span_by_message(check.text(message_id, "message_id"))
 
     @guarded
     def get_trace(self, trace_id: str) -> list[TraceSpan]:
         """Return a trace's spans ordered by sent_at, then id."""
-        query = (
-            RelayTrace.select(*_SPAN_COLUMNS)
-            .where(RelayTrace.trace_id == check.text(trace_id, "trace_id"))
-            .order_by(RelayTrace.sent_at, RelayTrace.id)
+        found = fetch_all(
+            "get_trace",
+            lambda: (
+                RelayTrace.select(*_SPAN_COLUMNS)
+                .where(RelayTrace.trace_id == slot("trace_id"))
+                .order_by(RelayTrace.sent_at, RelayTrace.id)
+            ),
+            trace_id=check.text(trace_id, "trace_id"),
         )
-        return [_span(row) for row in rows(query)]
+        return [_span(row) for row in found]
 
     @guarded
     def get_metrics(self) -> DeliveryMetrics:
@@ -562,29 +621,45 @@ class TraceStore(Repository):
 
         The database computes the latencies: no span is loaded into Python.
         """
-        latency = pw.Cast(
-            dialect.latency_ms(database, RelayTrace.delivered_at, RelayTrace.sent_at), "INTEGER"
-        )
-        delivered = RelayTrace.select(latency).where(RelayTrace.delivered_at.is_null(False))
+
+        def latency() -> pw.Node:
+            expression = dialect.latency_ms(database, RelayTrace.delivered_at, RelayTrace.sent_at)
+            return pw.Cast(expression, "INTEGER")
+
         with database.atomic():  # one snapshot for the three queries
-            ((total, delivered_count, failed_count, timeout_count, subjects),) = rows(
-                RelayTrace.select(
+            counts = fetch_one(
+                "trace_counts",
+                lambda: RelayTrace.select(
                     pw.fn.COUNT(RelayTrace.id),
                     _count_where(RelayTrace.status == "delivered"),
                     _count_where(RelayTrace.status == "failed"),
                     _count_where(RelayTrace.status == "timeout"),
                     pw.fn.COUNT(RelayTrace.subject.distinct()),
-                )
+                ),
             )
-            ((timed, average),) = rows(
-                RelayTrace.select(pw.fn.COUNT(latency), pw.fn.AVG(latency)).where(
+            total, delivered_count, failed_count, timeout_count, subjects = counts or (0,) * 5
+            timing = fetch_one(
+                "trace_latency",
+                lambda: RelayTrace.select(pw.fn.COUNT(latency()), pw.fn.AVG(latency())).where(
                     RelayTrace.delivered_at.is_null(False)
-                )
+                ),
             )
+            timed, average = timing or (0, None)
             p95 = None
             if timed:
                 rank = math.ceil(timed * 95 / 100)  # nearest rank, 1-based
-                p95 = delivered.order_by(latency).limit(1).offset(rank - 1).scalar()
+                row = fetch_one(
+                    "trace_latency_rank",
+                    lambda: (
+                        RelayTrace.select(latency())
+                        .where(RelayTrace.delivered_at.is_null(False))
+                        .order_by(latency())
+                        .limit(1)
+                        .offset(slot("offset"))
+                    ),
+                    offset=rank - 1,
+                )
+                p95 = None if row is None else row[0]
         return DeliveryMetrics(
             total_messages=int(total),
             delivered_count=int(delivered_count or 0),
@@ -599,7 +674,16 @@ class TraceStore(Repository):
         )
 
 
-def _count_where(condition: pw.Expression) -> pw.Node:
+def _span_by_message(message_id: str) -> TraceSpan | None:
+    row = fetch_one(
+        "get_span",
+        lambda: RelayTrace.select(*_SPAN_COLUMNS).where(RelayTrace.message_id == slot("id")),
+        id=message_id,
+    )
+    return None if row is None else _span(row)
+
+
+def _count_where(condition: pw.Node) -> pw.Node:
     return pw.fn.SUM(pw.Case(None, [(condition, 1)], 0))
 
 
