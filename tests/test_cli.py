@@ -212,7 +212,8 @@ def test_doctor_names_pending_and_unknown_migrations(existing: Path) -> None:
     """Migration state problems are findings: exit 1, each named."""
     stdlib_sqlite(
         existing,
-        "conn.execute(\"UPDATE migratehistory SET name = '999_future'\")",
+        "conn.execute(\"UPDATE migratehistory SET name = '999_future'"
+        f" WHERE name = '{SHIPPED[0]}'\")",
     )
     result = run("--db", str(existing), "doctor")
     assert 1 == result.exit_code

@@ -36,6 +36,7 @@ INDEXES = {
     ("agents", ("registered_at",), False),
     ("agent_denials", ("path",), True),
     ("rate_limit_buckets", ("agent_id", "bucket_minute"), True),
+    ("rate_limit_buckets", ("bucket_minute",), False),
     ("migratehistory", ("name",), True),
 }
 
@@ -136,8 +137,16 @@ def test_every_key_and_index_exists(db: pw.SqliteDatabase) -> None:
 
 def test_bucket_unique_key_has_its_spec_name(db: pw.SqliteDatabase) -> None:
     """The unique (agent_id, bucket_minute) key is named idx_rate_limit_agent_minute."""
-    names = [row[1] for row in db.execute_sql('PRAGMA index_list("rate_limit_buckets")')]
-    assert ["idx_rate_limit_agent_minute"] == names
+    unique = [r[1] for r in db.execute_sql('PRAGMA index_list("rate_limit_buckets")') if r[2]]
+    assert ["idx_rate_limit_agent_minute"] == unique
+
+
+def test_bucket_pruning_uses_an_index(db: pw.SqliteDatabase) -> None:
+    """Pruning every agent's old buckets searches an index instead of scanning the table."""
+    plan = db.execute_sql(
+        "EXPLAIN QUERY PLAN DELETE FROM rate_limit_buckets WHERE bucket_minute < ?", (1,)
+    ).fetchall()
+    assert "SEARCH rate_limit_buckets USING" in plan[0][-1]
 
 
 @pytest.mark.parametrize("table", sorted(TABLES - {"rate_limit_buckets"}))

@@ -54,7 +54,9 @@ class RateLimitBucket(BaseModel):
     """Calls one agent made in one minute (minutes since the Unix epoch)."""
 
     agent_id = pw.TextField()
-    bucket_minute = pw.BigIntegerField()
+    # Indexed: every budget call prunes every agent's old buckets by bucket_minute,
+    # and without it that DELETE scans the table (2.6 ms a call at 1,000 agents).
+    bucket_minute = pw.BigIntegerField(index=True)
     count = pw.BigIntegerField(default=0, constraints=[sql_default(0)])
 
     class Meta:
