@@ -7,6 +7,7 @@ import logging
 from dorkstore.db import close_db, database, init_db, migrate_db
 from dorkstore.errors import (
     ConflictError,
+    DatabaseBusyError,
     DatabaseError,
     DorkstoreError,
     MigrationError,
@@ -44,6 +45,7 @@ __all__ = [
     "BudgetCheck",
     "BudgetMapper",
     "ConflictError",
+    "DatabaseBusyError",
     "DatabaseError",
     "DeliveryMetrics",
     "DenialList",

@@ -223,3 +223,25 @@ def _create_file(path: Path) -> None:
     except OSError as exc:
         raise DatabaseError(f"cannot create {path}: {exc.strerror}") from exc
     os.close(fd)
+
+
+#: Connections a forked child inherited. They are never used or closed there:
+#: closing one could checkpoint and delete the parent's -wal, since the child's
+#: copy of SQLite believes it holds the last connection.
+_inherited: list[object] = []
+
+
+def _forget_connections_in_child() -> None:
+    """After fork, make the child open its own connection instead of sharing the parent's."""
+    db = database.obj
+    if db is None:
+        return
+    state = db._state  # Peewee keeps the per-thread connection here
+    if state.conn is not None:
+        _inherited.append(state.conn)
+        state.reset()
+    if _memory_keeper is not None:
+        _inherited.append(_memory_keeper)
+
+
+os.register_at_fork(after_in_child=_forget_connections_in_child)

@@ -17,6 +17,7 @@ __all__ = [
     "CONSTRAINT_ERRORS",
     "DRIVER_ERRORS",
     "constraint_kind",
+    "is_busy",
     "is_wal_mode",
     "json_array_contains",
     "latency_ms",
@@ -92,3 +93,13 @@ def constraint_kind(exc: Exception) -> Literal["unique", "foreign_key", "other"]
     if "FOREIGN KEY constraint" in message:
         return "foreign_key"
     return "other"
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Return True when `exc` means another connection held a lock past busy_timeout."""
+    if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, apsw.BusyError | apsw.LockedError):
+        return True
+    return isinstance(exc, pw.OperationalError) and "database is locked" in str(exc)

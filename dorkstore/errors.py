@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConflictError",
+    "DatabaseBusyError",
     "DatabaseError",
     "DorkstoreError",
     "MigrationError",
@@ -31,6 +32,10 @@ class ConflictError(DorkstoreError):
 
 class DatabaseError(DorkstoreError):
     """The database file cannot be opened or used (not SQLite, unreadable, unsafe library)."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Another connection held the write lock for longer than busy_timeout; try again later."""
 
 
 class MigrationError(DorkstoreError):

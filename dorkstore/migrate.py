@@ -39,8 +39,15 @@ from peewee_migrate.router import compile_migrations
 from playhouse.apsw_ext import APSWDatabase
 
 from dorkstore import db as dbmodule
+from dorkstore import dialect
 from dorkstore.backup import backup_database, unused_path
-from dorkstore.errors import DatabaseError, DorkstoreError, MigrationError, SchemaVersionError
+from dorkstore.errors import (
+    DatabaseBusyError,
+    DatabaseError,
+    DorkstoreError,
+    MigrationError,
+    SchemaVersionError,
+)
 from dorkstore.models import MODELS
 from dorkstore.timestamps import format_timestamp, utc_now
 
@@ -265,8 +272,9 @@ def _pending(applied: Sequence[str], available: Sequence[str]) -> list[str]:
 
 def _read_history(path: Path) -> list[str]:
     """Read the applied migrations without writing anything (no WAL switch, no files)."""
-    if path.stat().st_size == 0:
-        return []
+    if not path.exists() or path.stat().st_size == 0:
+        return []  # a new database
+    _refuse_truncated(path)
     try:
         connection = dbmodule.open_read_only(path)
     except (OSError, apsw.Error) as exc:
@@ -282,6 +290,30 @@ def _read_history(path: Path) -> list[str]:
         raise DatabaseError(f"cannot read {path}: {exc}") from exc
     finally:
         connection.close()
+
+
+def _refuse_truncated(path: Path) -> None:
+    """Refuse a file shorter than its header says (cut short by a copy or a full disk).
+
+    Only without a -wal file: with one, the missing pages may be in the log.
+    """
+    if path.with_name(path.name + "-wal").exists():
+        return
+    with path.open("rb") as file:
+        header = file.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        return  # not SQLite at all: the read-only open says so
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count is valid when the version-valid-for number matches the change counter.
+    valid = header[92:96] == header[24:28] and pages > 0
+    size = path.stat().st_size
+    if valid and size < pages * page_size:
+        raise DatabaseError(
+            f"{path} is truncated: {size} bytes, but its header says {pages} pages of "
+            f"{page_size} bytes; restore it from a backup"
+        )
 
 
 def _refuse_foreign_tables(db: pw.SqliteDatabase) -> None:
@@ -330,6 +362,11 @@ def _schema_change(db: pw.SqliteDatabase, action: str) -> Iterator[None]:
                     f"(first: {table} rowid {rowid} -> {parent}); nothing was changed"
                 )
     except (pw.PeeweeException, apsw.Error) as exc:
+        if dialect.is_busy(exc):
+            raise DatabaseBusyError(
+                f"cannot {action}: {exc}: another connection held the write lock too long; "
+                "nothing was changed"
+            ) from exc
         raise MigrationError(f"cannot {action}: {exc}; nothing was changed") from exc
     finally:
         db.pragma("foreign_keys", 1)

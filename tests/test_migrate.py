@@ -253,10 +253,10 @@ def test_a_dangling_symlink_target_is_created(tmp_path: Path) -> None:
         dorkstore.close_db()
 
 
-def test_a_locked_database_is_a_migration_error(
+def test_a_locked_database_is_a_busy_error(
     db_path: Path, migrations_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write lock held past busy_timeout raises MigrationError, not a driver error."""
+    """A write lock held past busy_timeout raises DatabaseBusyError, not a driver error."""
     dorkstore.init_db(db_path)
     write_migration(
         migrations_dir,
@@ -268,7 +268,7 @@ def test_a_locked_database_is_a_migration_error(
     blocker.execute_sql("BEGIN IMMEDIATE")
     dorkstore.database.execute_sql("PRAGMA busy_timeout = 100")
     try:
-        with pytest.raises(MigrationError, match="locked"):
+        with pytest.raises(dorkstore.DatabaseBusyError, match="locked"):
             migrate.apply_pending(dorkstore.database.obj, directory=migrations_dir)
     finally:
         blocker.execute_sql("ROLLBACK")

@@ -15,7 +15,13 @@ from ulid import ULID
 
 from dorkstore import dialect
 from dorkstore.db import database
-from dorkstore.errors import ConflictError, DatabaseError, DorkstoreError, ValidationError
+from dorkstore.errors import (
+    ConflictError,
+    DatabaseBusyError,
+    DatabaseError,
+    DorkstoreError,
+    ValidationError,
+)
 from dorkstore.timestamps import EPOCH, format_timestamp, utc_now
 
 __all__ = [
@@ -69,7 +75,7 @@ class Repository:
         return str(ULID.from_datetime(moment or self._now()))
 
 
-def _translated(exc: Exception) -> Exception | None:
+def _translated(exc: Exception) -> Exception | None:  # noqa: PLR0911 - a return per kind
     """Return the dorkstore error for a Peewee or driver exception (None: not ours to translate)."""
     if isinstance(exc, DorkstoreError):
         return None
@@ -77,6 +83,8 @@ def _translated(exc: Exception) -> Exception | None:
         if dialect.constraint_kind(exc) == "unique":
             return ConflictError(str(exc))
         return ValidationError(str(exc))
+    if dialect.is_busy(exc):
+        return DatabaseBusyError(f"{exc}: another connection held the write lock too long")
     if isinstance(exc, _DATABASE_ERRORS):
         return DatabaseError(str(exc) or type(exc).__name__)
     # peewee's DatabaseProxy raises AttributeError until init_db() runs.
