@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 import textwrap
@@ -26,6 +27,28 @@ TABLES = frozenset(
         "rate_limit_buckets",
     }
 )
+
+
+def run_in_processes(
+    target: Callable[..., None], arguments: list[tuple[Any, ...]], timeout: float = 300
+) -> list[Any]:
+    """Run `target(*args, barrier, results)` in one spawned process per tuple, released together.
+
+    Returns what each process put on `results`, in the order they finished, after
+    checking that every process exited cleanly.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(len(arguments)), context.Queue()
+    processes = [
+        context.Process(target=target, args=(*args, barrier, results)) for args in arguments
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=timeout) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert [0] * len(processes) == [process.exitcode for process in processes]
+    return outcomes
 
 
 def run_in_threads(target: Callable[[], object], count: int) -> None:
@@ -70,13 +93,6 @@ def stdlib_sqlite(path: Path, script: str) -> Any:
     if done.returncode:
         raise AssertionError(f"child sqlite3 failed:\n{done.stderr}")
     return json.loads(done.stdout)
-
-
-def init_db_after(path: str, barrier: Any) -> None:
-    """Wait for every sibling process, then open and migrate `path` (a spawn target)."""
-    barrier.wait()
-    dorkstore.init_db(path)
-    dorkstore.close_db()
 
 
 class FakeClock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from dorkstore import (
     compute_health_status,
 )
 
-from helpers import FakeClock, run_in_threads, try_consume_many
+from helpers import FakeClock, run_in_processes, run_in_threads, try_consume_many
 
 NOW = datetime(2026, 2, 25, 14, 3, 7, 123000, tzinfo=UTC)
 
@@ -400,20 +399,6 @@ def test_try_consume_from_4_processes_allows_exactly_50(
     db: pw.SqliteDatabase, db_path: Path
 ) -> None:
     """Four processes on one file racing for a budget of 50 get exactly 50 successes."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=try_consume_many, args=(str(db_path), "shared", 50, 30, barrier, results)
-        )
-        for _ in range(4)
-    ]
-    for process in processes:
-        process.start()
-    allowed = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
-    assert [0] * 4 == [process.exitcode for process in processes]
+    allowed = run_in_processes(try_consume_many, [(str(db_path), "shared", 50, 30)] * 4)
     assert 50 == sum(allowed)
     assert 50 == BudgetMapper().check_budget("shared", 50).used

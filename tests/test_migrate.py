@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import re
 import time
@@ -17,7 +16,7 @@ import dorkstore
 from dorkstore import migrate
 from dorkstore.errors import MigrationError, SchemaVersionError
 
-from helpers import TABLES, init_db_after, init_db_through, stdlib_sqlite, write_migration
+from helpers import TABLES, init_db_through, run_in_processes, stdlib_sqlite, write_migration
 
 SHIPPED = migrate.available_migrations()
 
@@ -196,16 +195,7 @@ def test_newer_rollback_journal_database_is_not_switched_to_wal(db_path: Path) -
 @pytest.mark.slow
 def test_six_processes_migrating_one_new_file_all_succeed(db_path: Path) -> None:
     """Six spawned processes opening one new file together all succeed; each migration runs once."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(6)
-    processes = [
-        context.Process(target=init_db_after, args=(str(db_path), barrier)) for _ in range(6)
-    ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [0] * 6 == [process.exitcode for process in processes]
+    assert ["ok"] * 6 == run_in_processes(init_db_through, [(str(db_path),)] * 6)
     rows = stdlib_sqlite(
         db_path, "result = conn.execute('SELECT name FROM migratehistory').fetchall()"
     )
@@ -220,17 +210,7 @@ def test_processes_reaching_one_file_by_different_paths_share_the_lock(tmp_path:
     home.mkdir()
     (home / "dork.db").symlink_to(real / "dork.db")  # dangling until someone creates it
     spellings = [real / "dork.db", home / "dork.db", real / ".." / "real" / "dork.db"]
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(6), context.Queue()
-    processes = [
-        context.Process(target=init_db_through, args=(str(spellings[n % 3]), barrier, results))
-        for n in range(6)
-    ]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=60)
+    outcomes = run_in_processes(init_db_through, [(str(spellings[n % 3]),) for n in range(6)])
     assert ["ok"] * 6 == outcomes
     assert (["dork.db.lock"], []) == (
         [p.name for p in real.glob("*.lock")],

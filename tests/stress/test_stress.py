@@ -39,7 +39,7 @@ from workers import (
 import dorkstore
 from dorkstore import migrate
 
-from helpers import TABLES, import_and_hang, stdlib_sqlite, write_migration
+from helpers import TABLES, import_and_hang, run_in_processes, stdlib_sqlite, write_migration
 
 pytestmark = pytest.mark.stress
 CONTEXT = multiprocessing.get_context("spawn")
@@ -86,16 +86,7 @@ def test_eight_processes_writing_everything_lose_nothing(db_path: Path) -> None:
     dorkstore.init_db(db_path)
     dorkstore.close_db()
     cycles = 300 // OPS_PER_CYCLE
-    barrier, results = CONTEXT.Barrier(8), CONTEXT.Queue()
-    workers = [
-        CONTEXT.Process(target=mixed_writes, args=(str(db_path), n, cycles, barrier, results))
-        for n in range(8)
-    ]
-    for worker in workers:
-        worker.start()
-    errors = [results.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
+    errors = run_in_processes(mixed_writes, [(str(db_path), n, cycles) for n in range(8)])
     assert [[]] * 8 == errors, describe(errors)
     counts = check_whole(db_path)
     expected = 8 * cycles
