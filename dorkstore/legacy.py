@@ -48,7 +48,7 @@ from dorkstore.models import (
 )
 from dorkstore.models.pulse import RUN_STATUSES, RUN_TRIGGERS, SCHEDULE_STATUSES
 from dorkstore.models.relay import TRACE_STATUSES
-from dorkstore.repositories.base import write_transaction
+from dorkstore.repositories.base import guarded, write_transaction
 from dorkstore.repositories.relay import LEGACY_TRACE_STATUSES
 from dorkstore.timestamps import EPOCH, format_timestamp, parse_timestamp, utc_now
 
@@ -95,6 +95,7 @@ def legacy_ulid(old_id: str, created: datetime) -> str:
     return str(ULID.from_bytes(milliseconds.to_bytes(6, "big") + randomness))
 
 
+@guarded
 def import_legacy(source: str | os.PathLike[str] | None = None) -> ImportReport:
     """Copy the old databases under `source` (default: DORK_HOME) into `dorkstore.database`.
 
@@ -288,8 +289,7 @@ def _import_schedules(path: Path, report: ImportReport) -> dict[str, str]:
         ):
             raise _SkipError(f"maxRuntime {max_runtime!r} is not milliseconds")
         new_id = legacy_ulid(old_id, datetime.fromisoformat(created))
-        ids[old_id] = new_id
-        return {
+        row = {
             "id": new_id,
             "name": _text(old.get("name"), "name"),
             "description": _optional_text(old.get("description"), "description"),
@@ -305,6 +305,9 @@ def _import_schedules(path: Path, report: ImportReport) -> dict[str, str]:
             "created_at": created,
             "updated_at": _time(old.get("updatedAt"), "updatedAt") or created,
         }
+        # Only now that every field converted: a skipped schedule's runs must be skipped too.
+        ids[old_id] = new_id
+        return row
 
     rows = _convert(iter(schedules), convert, "schedule", "id", report)
     _insert(PulseSchedule, rows, report)
@@ -323,7 +326,9 @@ def _import_runs(
     def convert(old: dict[str, Any]) -> dict[str, Any]:
         schedule_id = schedule_ids.get(old["schedule_id"])
         if schedule_id is None:
-            raise _SkipError(f"its schedule {old['schedule_id']!r} is not in schedules.json")
+            raise _SkipError(
+                f"its schedule {old['schedule_id']!r} is not in schedules.json or was skipped"
+            )
         created = _required_time(old["created_at"] or old["started_at"], "created_at")
         status, trigger = old["status"], old["trigger"] or "scheduled"
         if status not in RUN_STATUSES:

@@ -113,7 +113,7 @@ def test_runs_keep_their_schedules_and_values(db: pw.SqliteDatabase, home: Path)
     assert 3 == pulse.count_runs(a)
     assert (
         "run 'run-orphan'",
-        "its schedule 'deleted-schedule' is not in schedules.json",
+        "its schedule 'deleted-schedule' is not in schedules.json or was skipped",
     ) in report.skipped
 
 
@@ -289,6 +289,21 @@ def test_a_kill_midway_leaves_no_imported_row(
     assert "ok" == db.execute_sql("PRAGMA integrity_check").fetchone()[0]
     import_legacy(home)
     assert 5 == counts(db)["pulse_runs"]
+
+
+def test_a_skipped_schedule_takes_its_runs_and_nothing_else(
+    db: pw.SqliteDatabase, home: Path
+) -> None:
+    """One invalid schedule is skipped with its runs; every other schedule and run is imported."""
+    schedules = json.loads((home / "schedules.json").read_text())
+    schedules[1]["name"] = ""  # SCHEDULE_B: invalid now
+    (home / "schedules.json").write_text(json.dumps(schedules))
+    report = import_legacy(home)
+    assert (2, 3) == (report.imported["pulse_schedules"], report.imported["pulse_runs"])
+    skipped = dict(report.skipped)
+    assert "name must not be empty" == skipped[f"schedule {SCHEDULE_B!r}"]
+    assert "was skipped" in skipped["run 'run-3'"]
+    assert "was skipped" in skipped["run 'run-4'"]
 
 
 def test_a_malformed_schedules_file_is_an_error(db: pw.SqliteDatabase, tmp_path: Path) -> None:
