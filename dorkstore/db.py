@@ -212,9 +212,13 @@ def _create_home(home: Path) -> None:
 
 def _create_file(path: Path) -> None:
     """Create `path` empty with mode 0600 unless it exists (0 bytes is a valid database)."""
-    if path.is_dir():
+    try:
+        is_directory, parent_exists = path.is_dir(), path.parent.is_dir()
+    except OSError as exc:  # a name too long, say
+        raise DatabaseError(f"cannot use {path}: {exc.strerror}") from exc
+    if is_directory:
         raise DatabaseError(f"{path} is a directory, not a database file")
-    if not path.parent.is_dir():
+    if not parent_exists:
         raise DatabaseError(f"cannot create {path}: directory {path.parent} does not exist")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

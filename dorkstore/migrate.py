@@ -295,12 +295,16 @@ def _read_history(path: Path) -> list[str]:
 def _refuse_truncated(path: Path) -> None:
     """Refuse a file shorter than its header says (cut short by a copy or a full disk).
 
-    Only without a -wal file: with one, the missing pages may be in the log.
+    Only without a -wal or hot -journal file: with one, the missing pages may be
+    in the log, or the journal rolls the file back to its full length.
     """
-    if path.with_name(path.name + "-wal").exists():
+    if any(path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-journal")):
         return
-    with path.open("rb") as file:
-        header = file.read(100)
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as exc:
+        raise DatabaseError(f"cannot read {path}: {exc.strerror}") from exc
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         return  # not SQLite at all: the read-only open says so
     page_size = int.from_bytes(header[16:18], "big")

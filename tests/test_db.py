@@ -14,7 +14,7 @@ import dorkstore
 from dorkstore import db as dbmodule
 from dorkstore.errors import DatabaseError, ValidationError
 
-from helpers import run_in_threads
+from helpers import run_in_threads, stdlib_sqlite
 
 EXPECTED_PRAGMAS = {
     "journal_mode": "wal",
@@ -236,6 +236,29 @@ def test_text_file_is_refused_and_left_unchanged(tmp_path: Path) -> None:
         dorkstore.init_db(target)
     assert before == digest(target)
     assert not target.with_name("notes.db-wal").exists()
+
+
+def test_a_path_the_system_refuses_is_a_database_error(tmp_path: Path) -> None:
+    """A file name too long for the filesystem is a DatabaseError, not an OSError."""
+    with pytest.raises(DatabaseError):
+        dorkstore.init_db(tmp_path / ("a" * 300))
+
+
+def test_a_hot_journal_is_not_mistaken_for_truncation(tmp_path: Path) -> None:
+    """A rollback-journal file shorter than its header, beside a -journal, is left to SQLite."""
+    path = tmp_path / "dork.db"
+    stdlib_sqlite(
+        path,
+        "conn.execute('CREATE TABLE t (x)')\n"
+        "conn.executemany('INSERT INTO t VALUES (?)', [('x' * 500,)] * 2000)",
+    )
+    header_says = path.stat().st_size
+    with path.open("r+b") as file:
+        file.truncate(header_says // 2)
+    path.with_name("dork.db-journal").write_bytes(b"")
+    with pytest.raises(DatabaseError) as caught:
+        dorkstore.init_db(path)
+    assert "truncated" not in str(caught.value).replace(str(tmp_path), "")
 
 
 def test_zero_byte_file_is_migrated(db_path: Path) -> None:

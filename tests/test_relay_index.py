@@ -415,6 +415,12 @@ def test_a_failed_rebuild_keeps_the_previous_index(
     assert [message(n).id for n in (2, 1, 0)] == [m.id for m in index.query_messages().messages]
 
 
+def test_rebuild_of_an_unusable_root_name_is_refused(index: RelayIndex, tmp_path: Path) -> None:
+    """A root name the filesystem refuses is a ValidationError, not an OSError."""
+    with pytest.raises(ValidationError):
+        index.rebuild(tmp_path / ("a" * 300))
+
+
 def test_rebuild_of_a_missing_root_is_refused(index: RelayIndex, tmp_path: Path) -> None:
     """A root that is not a directory is a ValidationError, not an empty index."""
     index.insert_many([message(1)])

@@ -377,7 +377,11 @@ class RelayIndex(Repository):
         ValidationError if the root is not a readable directory.
         """
         root = Path(check.canonical_path(maildir_root, "maildir_root"))
-        if not root.is_dir():
+        try:
+            is_directory = root.is_dir()
+        except OSError as exc:  # a name too long, say
+            raise ValidationError(f"cannot use maildir_root {root}: {exc.strerror}") from exc
+        if not is_directory:
             raise ValidationError(f"maildir_root {root} is not a directory")
         envelopes = []
         for path, status, problem in message_files(root):
