@@ -242,14 +242,51 @@ def _convert(
     return converted
 
 
-def _insert(model: type[pw.Model], rows: list[dict[str, Any]], report: ImportReport) -> None:
-    """Insert rows whose key is not present yet; count added and present ones."""
+def _insert(
+    model: type[pw.Model], rows: list[dict[str, Any]], report: ImportReport, what: str, key: str
+) -> None:
+    """Insert rows whose `key` is new; count them, those already present, and clashes.
+
+    A row whose key exists is present (a second import). A row that another
+    unique column refuses (two old agents on one project_path), or that repeats
+    a key earlier in the same import, is skipped and reported, never dropped quietly.
+    """
     table = model._meta.table_name
+    names = key.split("+")
+    columns = [getattr(model, name) for name in names]
     for start in range(0, len(rows), _BATCH):
         batch = rows[start : start + _BATCH]
-        added = model.insert_many(batch).on_conflict_ignore().as_rowcount().execute()
-        report.imported[table] += added
-        report.present[table] += len(batch) - added
+        keys = [tuple(row[name] for name in names) for row in batch]
+        before = _existing(columns, keys)
+        model.insert_many(batch).on_conflict_ignore().execute()
+        after = _existing(columns, keys)
+        seen: set[tuple[Any, ...]] = set()
+        for row, row_key in zip(batch, keys, strict=True):
+            label = f"{what} {row_key[0] if len(row_key) == 1 else row_key!r}"
+            if row_key in before:
+                report.present[table] += 1
+            elif row_key in seen or row_key not in after:
+                report.skipped.append((label, _clash(model, row, row_key in seen)))
+            else:
+                report.imported[table] += 1
+            seen.add(row_key)
+
+
+def _existing(columns: list[pw.Field], keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """Return which of `keys` (values of `columns`) are in the table."""
+    model = columns[0].model
+    target = columns[0] if len(columns) == 1 else pw.Tuple(*columns)
+    values = [k[0] for k in keys] if len(columns) == 1 else [pw.Tuple(*k) for k in keys]
+    found = model.select(*columns).where(target.in_(values)).tuples()
+    return {tuple(row) for row in found}
+
+
+def _clash(model: type[pw.Model], row: dict[str, Any], repeated: bool) -> str:
+    if repeated:
+        return "the old database holds it twice; the first was imported"
+    if model is Agent:
+        return f"project_path {row['project_path']!r} belongs to another agent"
+    return "another row already holds one of its unique values"
 
 
 # --- the tables -------------------------------------------------------------------------
@@ -310,7 +347,7 @@ def _import_schedules(path: Path, report: ImportReport) -> dict[str, str]:
         return row
 
     rows = _convert(iter(schedules), convert, "schedule", "id", report)
-    _insert(PulseSchedule, rows, report)
+    _insert(PulseSchedule, rows, report, "schedule", "id")
     return ids
 
 
@@ -353,7 +390,7 @@ def _import_runs(
         }
 
     rows = _convert(_rows(pulse, "runs", RUN_COLUMNS), convert, "run", "id", report)
-    _insert(PulseRun, rows, report)
+    _insert(PulseRun, rows, report, "run", "id")
 
 
 def _import_messages(relay: apsw.Connection, report: ImportReport) -> None:
@@ -374,7 +411,7 @@ def _import_messages(relay: apsw.Connection, report: ImportReport) -> None:
         }
 
     rows = _convert(_rows(relay, "messages", columns), convert, "message", "id", report)
-    _insert(RelayMessage, rows, report)
+    _insert(RelayMessage, rows, report, "message", "id")
 
 
 TRACE_COLUMNS = [
@@ -410,7 +447,7 @@ def _import_traces(relay: apsw.Connection, report: ImportReport) -> None:
     rows = _convert(
         _rows(relay, "message_traces", TRACE_COLUMNS), convert, "trace", "message_id", report
     )
-    _insert(RelayTrace, rows, report)
+    _insert(RelayTrace, rows, report, "trace", "message_id")
 
 
 AGENT_COLUMNS = [
@@ -445,7 +482,7 @@ def _import_agents(mesh: apsw.Connection, report: ImportReport) -> None:
         }
 
     rows = _convert(_rows(mesh, "agents", AGENT_COLUMNS), convert, "agent", "id", report)
-    _insert(Agent, rows, report)
+    _insert(Agent, rows, report, "agent", "id")
 
 
 def _import_denials(mesh: apsw.Connection, report: ImportReport) -> None:
@@ -466,7 +503,7 @@ def _import_denials(mesh: apsw.Connection, report: ImportReport) -> None:
         }
 
     rows = _convert(_rows(mesh, "denials", columns), convert, "denial", "path", report)
-    _insert(AgentDenial, rows, report)
+    _insert(AgentDenial, rows, report, "denial", "path")
 
 
 def _import_buckets(mesh: apsw.Connection, report: ImportReport) -> None:
@@ -483,4 +520,4 @@ def _import_buckets(mesh: apsw.Connection, report: ImportReport) -> None:
             raise _SkipError(str(exc)) from exc
 
     rows = _convert(_rows(mesh, "budget_counters", columns), convert, "bucket", "agent_id", report)
-    _insert(RateLimitBucket, rows, report)
+    _insert(RateLimitBucket, rows, report, "bucket", "agent_id+bucket_minute")

@@ -306,6 +306,22 @@ def test_a_skipped_schedule_takes_its_runs_and_nothing_else(
     assert "was skipped" in skipped["run 'run-4'"]
 
 
+def test_rows_a_unique_key_refuses_are_reported_not_dropped(
+    db: pw.SqliteDatabase, tmp_path: Path
+) -> None:
+    """An old agent whose project_path a new agent already has is reported skipped, not dropped."""
+    home = build(tmp_path / "old")
+    dorkstore.AgentRegistry().insert("registered since", "claude-code", "/src/app")
+    report = import_legacy(home)
+    assert (1, 0) == (report.imported["agents"], report.present["agents"])
+    assert (
+        "agent '01KF00000000000000000000A1'",
+        "project_path '/src/app' belongs to another agent",
+    ) in report.skipped
+    second = import_legacy(home)
+    assert (0, 1) == (second.imported["agents"], second.present["agents"])
+
+
 def test_a_malformed_schedules_file_is_an_error(db: pw.SqliteDatabase, tmp_path: Path) -> None:
     """schedules.json that is not a JSON array stops the import before anything is written."""
     (tmp_path / "schedules.json").write_text(json.dumps({"not": "a list"}))
