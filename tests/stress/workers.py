@@ -42,16 +42,16 @@ def mixed_writes(path: str, worker: int, cycles: int, barrier: Any, results: Any
     results.put(errors)
 
 
-def insert_batches_forever(path: str, batch: int, started: Any) -> None:
-    """insert_many batches of `batch` new messages until killed."""
+def insert_batches_forever(path: str, prefix: str, batch: int, started: Any) -> None:
+    """insert_many batches of `batch` new messages (ids start with `prefix`) until killed."""
     dorkstore.init_db(path)
     relay = dorkstore.RelayIndex()
     number = 0
     while True:
         relay.insert_many(
             dorkstore.IndexedMessage(
-                f"K{number:07d}-{n:05d}", "s", "ep", None, "pending", None, {"n": n}, None,
-                "2026-01-01T00:00:00.000Z",
+                f"{prefix}-{number:07d}-{n:05d}", "s", "ep", None, "pending", None, {"n": n},
+                None, "2026-01-01T00:00:00.000Z",
             )
             for n in range(batch)
         )  # fmt: skip
