@@ -229,9 +229,10 @@ def _create_file(path: Path) -> None:
     os.close(fd)
 
 
-#: Connections a forked child inherited. They are never used or closed there:
-#: closing one could checkpoint and delete the parent's -wal, since the child's
-#: copy of SQLite believes it holds the last connection.
+#: Connections a forked child inherited, set aside so that the child never uses
+#: them and does not close them itself. (CPython may still close them as the
+#: child exits, or clear another thread's; SQLite then sees the parent's locks
+#: and leaves its -wal alone.)
 _inherited: list[object] = []
 
 

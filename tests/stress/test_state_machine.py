@@ -46,7 +46,7 @@ def valid(value: object) -> bool:
 
 
 class Repositories(RuleBasedStateMachine):
-    """Drives PulseStore, RelayIndex, AgentRegistry, DenialList and BudgetMapper."""
+    """Drives all six repositories, moving the clock between calls."""
 
     schedules = Bundle("schedules")
     runs = Bundle("runs")
@@ -62,13 +62,15 @@ class Repositories(RuleBasedStateMachine):
         self.mesh = dorkstore.AgentRegistry(clock=clock)
         self.denials = dorkstore.DenialList(clock=clock)
         self.budgets = dorkstore.BudgetMapper(clock=clock)
+        self.traces = dorkstore.TraceStore(clock=clock)
         # The model: what the database should hold.
         self.model_schedules: dict[str, str] = {}  # id -> name
         self.model_runs: dict[str, tuple[str, str]] = {}  # id -> (schedule id, status)
         self.model_messages: dict[str, str] = {}  # id -> status
         self.model_agents: dict[str, str] = {}  # id -> project_path
         self.model_denied: set[str] = set()
-        self.model_used = 0
+        self.model_calls: list[int] = []  # the minute of each allowed budget call
+        self.model_spans: dict[str, str] = {}  # message id -> status
 
     def teardown(self) -> None:
         (result,) = dorkstore.database.execute_sql("PRAGMA integrity_check").fetchone()
@@ -126,7 +128,7 @@ class Repositories(RuleBasedStateMachine):
                 self.pulse.prune_runs(schedule, keep)
             return
         mine = sorted((r for r, (s, _) in self.model_runs.items() if s == schedule), reverse=True)
-        # Same created_at (the clock does not move), so newest first is id descending.
+        # ULIDs start with their creation time, so newest first is id descending.
         assert len(mine[keep:]) == self.pulse.prune_runs(schedule, keep)
         for run in mine[keep:]:
             del self.model_runs[run]
@@ -198,12 +200,44 @@ class Repositories(RuleBasedStateMachine):
         self.model_denied.discard(path)
         assert not self.denials.is_denied(path)
 
+    @rule(minutes=st.sampled_from([0, 1, 59, 60, 61, 121]))
+    def advance_clock(self, minutes: int) -> None:
+        self.clock.advance(minutes=minutes)
+
     @rule()
     def try_consume(self) -> None:
+        minute = self.budgets.current_minute_bucket()
+        used = sum(1 for called in self.model_calls if called >= minute - 60)
         check = self.budgets.try_consume("agent", LIMIT)
-        assert (self.model_used < LIMIT) == check.allowed
-        self.model_used += check.allowed
-        assert (self.model_used, max(0, LIMIT - self.model_used)) == (check.used, check.remaining)
+        assert (used < LIMIT) == check.allowed
+        if check.allowed:
+            self.model_calls.append(minute)
+            used += 1
+        assert (used, max(0, LIMIT - used)) == (check.used, check.remaining)
+
+    # --- traces --------------------------------------------------------------------------
+
+    @rule(number=st.integers(0, 10), status=st.sampled_from(["pending", "sent", "lost"]))
+    def insert_span(self, number: int, status: str) -> None:
+        message_id = f"S{number:02d}"
+        if status == "lost":
+            with pytest.raises(ValidationError):
+                self.traces.insert_span(message_id, "trace", "s", status=status)
+        elif message_id in self.model_spans:
+            with pytest.raises(ConflictError):
+                self.traces.insert_span(message_id, "trace", "s", status=status)
+        else:
+            self.traces.insert_span(message_id, "trace", "s", status=status)
+            self.model_spans[message_id] = "sent"  # 'pending' is the old name of 'sent'
+
+    @rule(number=st.integers(0, 10), status=st.sampled_from(["processed", "failed"]))
+    def update_span(self, number: int, status: str) -> None:
+        message_id = f"S{number:02d}"
+        assert (message_id in self.model_spans) == self.traces.update_span(
+            message_id, status=status
+        )
+        if message_id in self.model_spans:
+            self.model_spans[message_id] = {"processed": "delivered"}.get(status, status)
 
     # --- what the database holds -----------------------------------------------------------
 
@@ -217,6 +251,16 @@ class Repositories(RuleBasedStateMachine):
         }
         assert self.model_agents == {a.id: a.project_path for a in self.mesh.list()}
         assert self.model_denied == {d.path for d in self.denials.list()}
+        assert self.model_spans == {s.message_id: s.status for s in self.traces.get_trace("trace")}
+        # Page through the index five at a time: each message once, newest id first.
+        seen, cursor = [], None
+        while True:
+            page = self.relay.query_messages(cursor=cursor, limit=5)
+            seen += [m.id for m in page.messages]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert sorted(self.model_messages, reverse=True) == seen
 
 
 Repositories.TestCase.settings = settings(
