@@ -635,9 +635,10 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
         )
         verdict = {True: "✓", False: "✗", None: ""}[r.met]
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}×"
-        speedup = (
-            "" if r.speedup is None else f"{r.speedup:,.{3 if r.speedup < 10 else 0}g}× faster"
-        )
+        speedup = ""
+        if r.speedup is not None:
+            digits = ",.0f" if r.speedup >= 10 else ".2g"
+            speedup = f"{r.speedup:{digits}}× faster"
         lines.append(
             f"| {r.scenario} | {human(r.dorkstore, r.unit)} | {human(r.baseline, r.unit)} | "
             f"{ratio} | {target} | {human(r.indexless, r.unit)} | {speedup} | {verdict} |"
