@@ -91,6 +91,15 @@ def test_insert_many_in_one_transaction(index: RelayIndex) -> None:
     assert index.get_message(message(10).id) is None
 
 
+def test_insert_many_is_one_statement_per_batch(index: RelayIndex) -> None:
+    """12,000 messages go in as three executemany batches, visible to query counting."""
+    with count_queries() as counter:
+        assert 12_000 == index.insert_many(message(n) for n in range(12_000))
+    assert ["<5000 rows>", "<5000 rows>", "<2000 rows>"] == [
+        record.msg[1] for record in counter.get_queries()
+    ]
+
+
 def test_insert_many_refuses_a_single_message(index: RelayIndex) -> None:
     """A lone IndexedMessage is not an iterable of them."""
     with pytest.raises(ValidationError):

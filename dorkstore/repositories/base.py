@@ -190,7 +190,9 @@ def _statement(key: Hashable, build: Callable[[], Any]) -> tuple[pw.Database, _B
 def execute(key: Hashable, build: Callable[[], Any], **values: Any) -> Any:
     """Run the statement `build` returns (built once per `key`) with `values`; return the cursor.
 
-    Driver errors are left to `guarded` to translate.
+    Driver errors are left to `guarded` to translate. Statements are logged on
+    the ``peewee`` logger as Peewee logs its own (so playhouse.test_utils counts
+    them), but Peewee's ``query_hooks`` are not called.
     """
     db, built = _statement(key, build)
     params = built.bind(values)
@@ -232,9 +234,11 @@ def write_many(key: Hashable, build: Callable[[], Any], rows: Iterable[tuple[Any
     for row in rows:
         batch.append(row)
         if len(batch) == _BATCH:
+            _query_log.debug((sql, f"<{len(batch)} rows>"))
             cursor.executemany(sql, batch)
             total, batch = total + len(batch), []
     if batch:
+        _query_log.debug((sql, f"<{len(batch)} rows>"))
         cursor.executemany(sql, batch)
         total += len(batch)
     return total
