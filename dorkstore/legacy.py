@@ -7,7 +7,7 @@ be at an older version of its own schema: columns are read if they exist.
 
 - Old files are opened read-only (``mode=ro``) and never changed; no file is
   created beside them unless a ``-wal`` file already exists (see
-  `_read_only_query`).
+  `dorkstore.db.open_read_only`).
 - Everything is imported in one transaction: a failure or a kill imports nothing.
 - Rows whose key is already present are left alone, so a second import adds
   nothing; the report counts them as present.
@@ -140,36 +140,15 @@ class _old_database:  # noqa: N801 (used as a context manager, like open())
             self.report.missing.append(str(self.path))
             return None
         try:
-            self.connection = apsw.Connection(
-                self.path.absolute().as_uri() + _read_only_query(self.path),
-                flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI,
-            )
-            self.connection.setbusytimeout(dbmodule.BUSY_TIMEOUT_MS)
+            self.connection = dbmodule.open_read_only(self.path)
             self.connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
-        except apsw.Error as exc:
+        except (OSError, apsw.Error) as exc:
             raise DatabaseError(f"cannot read {self.path}: {exc}") from exc
         return self.connection
 
     def __exit__(self, *exc_info: object) -> None:
         if self.connection is not None:
             self.connection.close()
-
-
-def _read_only_query(path: Path) -> str:
-    """Return the URI query that reads `path` without creating files beside it.
-
-    A read-only connection to a WAL-mode file still creates ``-wal`` and ``-shm``
-    files and leaves them behind. When there is no ``-wal`` file, nobody has the
-    database open and nothing waits in a log, so ``immutable=1`` reads the main
-    file alone. When there is one, it holds committed transactions that must be
-    read, so SQLite gets its ``-shm`` as usual.
-    """
-    with path.open("rb") as file:
-        header = file.read(20)
-    # Bytes 18 and 19 of the header are 2 in WAL mode (https://sqlite.org/fileformat.html).
-    in_wal_mode = len(header) == 20 and header[18] == 2
-    no_log = not path.with_name(path.name + "-wal").exists()
-    return "?mode=ro&immutable=1" if in_wal_mode and no_log else "?mode=ro"
 
 
 def _rows(connection: apsw.Connection, table: str, columns: list[str]) -> Iterator[dict[str, Any]]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
@@ -32,7 +31,6 @@ __all__ = [
     "fetch_one",
     "guarded",
     "slot",
-    "translate_errors",
     "write",
     "write_many",
     "write_transaction",
@@ -91,18 +89,6 @@ def _translated(exc: Exception) -> Exception | None:  # noqa: PLR0911 - a return
     if isinstance(exc, AttributeError) and "uninitialized" in str(exc).lower():
         return DatabaseError("no database: call dorkstore.init_db() first")
     return None
-
-
-@contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn Peewee and driver errors into dorkstore errors, chained with ``from``."""
-    try:
-        yield
-    except Exception as exc:
-        translated = _translated(exc)
-        if translated is None:
-            raise
-        raise translated from exc
 
 
 def guarded(method: Callable[P, R]) -> Callable[P, R]:
