@@ -1,0 +1,122 @@
+"""The data set: message rows, envelope files, and the database files they fill."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+import dorkstore
+
+try:
+    from dorkstore.backends.sqlite import PRAGMAS
+except ImportError:  # remove once the backend module lands
+    from dorkstore.db import PRAGMAS
+
+START = datetime(2026, 2, 25, tzinfo=UTC)
+# Cardinalities of a busy relay: 1,000 endpoints, 500 subjects, 300 senders.
+ENDPOINTS, SUBJECTS, SENDERS = 1000, 500, 300
+STATUSES = ("pending", "delivered", "failed")
+# A relay maildir's subfolder for each status.
+SUBFOLDERS = {"new": "pending", "cur": "delivered", "failed": "failed"}
+
+# The original relay index: no index on subject, endpoint, status or sender, but
+# its created_at index is kept, so the window count below is not a strawman.
+INDEXLESS_SCHEMA = """
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY, subject TEXT NOT NULL, sender TEXT, endpoint_hash TEXT NOT NULL,
+    status TEXT NOT NULL, created_at TEXT NOT NULL, ttl INTEGER, payload TEXT
+);
+CREATE INDEX idx_messages_created ON messages (created_at);
+"""
+
+
+def raw_connect(path: Path) -> apsw.Connection:
+    """Open a plain APSW connection with dorkstore's pragmas."""
+    connection = apsw.Connection(str(path))
+    for name, value in PRAGMAS:
+        connection.execute(f"PRAGMA {name} = {value}")
+    return connection
+
+
+def migrated_copy(source: Path, target: Path) -> Path:
+    """Copy a closed database file (with no -wal left) to `target`."""
+    shutil.copyfile(source, target)
+    return target
+
+
+def migrated_pair(ours: Path, raw: Path) -> None:
+    """Create a migrated database at `ours`, closed, and a copy of it at `raw`."""
+    dorkstore.init_db(ours)
+    dorkstore.close_db()
+    migrated_copy(ours, raw)
+
+
+def stamp(moment: datetime) -> str:
+    """Format `moment` the way dorkstore stores it."""
+    return dorkstore.timestamps.format_timestamp(moment)
+
+
+def minute() -> int:
+    """Return the current minute since the epoch, as the rate-limit buckets count it."""
+    return (datetime.now(UTC) - dorkstore.timestamps.EPOCH) // timedelta(minutes=1)
+
+
+def message_rows(count: int) -> list[tuple[Any, ...]]:
+    """Rows for relay_index in column order: id, subject, endpoint, sender, status, ..."""
+    return [
+        (
+            f"01KG{number:022d}",
+            f"relay.agent.{number % SUBJECTS}",
+            f"ep{number * 7 % ENDPOINTS:04d}",
+            f"agent-{number * 13 % SENDERS}",
+            STATUSES[number % 3],
+            None,
+            '{"text":"hello"}',
+            None,
+            stamp(START + timedelta(milliseconds=number * 10)),
+        )
+        for number in range(count)
+    ]
+
+
+def as_messages(rows: list[tuple[Any, ...]]) -> list[dorkstore.IndexedMessage]:
+    """Return the same rows as the records dorkstore's API takes."""
+    return [dorkstore.IndexedMessage(*row[:6], json.loads(row[6]), row[7], row[8]) for row in rows]
+
+
+def write_maildir(rows: list[tuple[Any, ...]], maildir: Path) -> None:
+    """Write one envelope file per row, in the relay's maildir layout."""
+    for row in rows:
+        folder = maildir / row[2] / ("new", "cur", "failed")[STATUSES.index(row[4])]
+        folder.mkdir(parents=True, exist_ok=True)
+        envelope = {
+            "id": row[0], "subject": row[1], "from": row[3], "createdAt": row[8],
+            "budget": {"hopCount": 1, "maxHops": 5, "ancestorChain": [], "ttl": 0,
+                       "callBudgetRemaining": 3},
+            "payload": {"text": "hello"},
+        }  # fmt: skip
+        (folder / f"{row[0]}.json").write_text(json.dumps(envelope))
+
+
+def build_query_databases(work: Path, count: int) -> tuple[Path, Path, Path]:
+    """Dorkstore's file, a raw copy of it, and the index-less schema, each with `count` rows."""
+    ours, raw, indexless = (work / f"q{count}-{name}.db" for name in ("ours", "raw", "old"))
+    rows = message_rows(count)
+    dorkstore.init_db(ours)
+    dorkstore.RelayIndex().insert_many(as_messages(rows))
+    dorkstore.close_db()
+    migrated_copy(ours, raw)
+    connection = raw_connect(indexless)
+    connection.execute(INDEXLESS_SCHEMA)
+    with connection:
+        connection.executemany(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+            [(r[0], r[1], r[3], r[2], r[4], r[8], r[6]) for r in rows],
+        )
+    connection.close()
+    return ours, raw, indexless
