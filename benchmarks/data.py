@@ -12,10 +12,7 @@ import apsw
 
 import dorkstore
 
-try:
-    from dorkstore.backends.sqlite import PRAGMAS
-except ImportError:  # remove once the backend module lands
-    from dorkstore.db import PRAGMAS
+from dorkstore.backends.sqlite import PRAGMAS
 
 START = datetime(2026, 2, 25, tzinfo=UTC)
 # Cardinalities of a busy relay: 1,000 endpoints, 500 subjects, 300 senders.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from dorkstore.backends import write_transaction
 from dorkstore.db import close_db, database, init_db, migrate_db
 from dorkstore.errors import (
     ConflictError,
@@ -15,27 +16,26 @@ from dorkstore.errors import (
     SchemaVersionError,
     ValidationError,
 )
-from dorkstore.repositories import (
+from dorkstore.records import (
     Agent,
     AgentHealth,
-    AgentRegistry,
     AggregateStats,
     BudgetCheck,
-    BudgetMapper,
     DeliveryMetrics,
-    DenialList,
     DenialRecord,
     IndexedMessage,
     MessagePage,
-    PulseStore,
-    RelayIndex,
     RelayMetrics,
     Run,
     Schedule,
     TraceSpan,
-    TraceStore,
-    compute_health_status,
 )
+from dorkstore.repositories.agents import AgentRegistry, compute_health_status
+from dorkstore.repositories.budgets import BudgetMapper
+from dorkstore.repositories.denials import DenialList
+from dorkstore.repositories.messages import RelayIndex
+from dorkstore.repositories.pulse import PulseStore
+from dorkstore.repositories.traces import TraceStore
 
 __all__ = [
     "Agent",
@@ -69,6 +69,7 @@ __all__ = [
     "database",
     "init_db",
     "migrate_db",
+    "write_transaction",
 ]
 
 __version__ = "0.1.0"

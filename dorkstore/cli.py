@@ -15,18 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import apsw
 import click
 import peewee as pw
 
-from dorkstore import db as dbmodule
-from dorkstore import migrate as migrations
-from dorkstore.backup import backup_database, unused_path
+from dorkstore import admin
+from dorkstore.backends.sqlite import MEMORY
+from dorkstore.db import close_db, default_path, init_db, migrate_db
 from dorkstore.errors import DatabaseError, DorkstoreError
 from dorkstore.legacy import import_legacy
-from dorkstore.models import MODELS
-from dorkstore.repositories.relay import RelayIndex, message_files
-from dorkstore.timestamps import utc_now
+from dorkstore.maildir import message_files
+from dorkstore.migrate import check_migrations as find_missing_migration
+from dorkstore.repositories.messages import RelayIndex
 
 __all__ = ["cli", "main"]
 
@@ -40,15 +39,15 @@ class _Target:
     @property
     def path(self) -> Path | None:
         """The database file, or None for ":memory:"."""
-        if self.target == dbmodule.MEMORY:
+        if self.target == MEMORY:
             return None
-        return dbmodule.default_path() if self.target is None else Path(self.target)
+        return default_path() if self.target is None else Path(self.target)
 
-    def open(self, *, migrate: bool) -> pw.SqliteDatabase:
+    def open(self, *, migrate: bool) -> pw.Database:
         """Open (and with `migrate`, create or migrate) the database."""
-        return dbmodule.init_db(self.target, migrate=migrate)
+        return init_db(self.target, migrate=migrate)
 
-    def open_existing(self) -> pw.SqliteDatabase:
+    def open_existing(self) -> pw.Database:
         """Open a database that must already exist, migrating nothing."""
         if self.path is not None and not self.path.exists():
             raise DatabaseError(f"no database at {self.path}")
@@ -98,14 +97,14 @@ class _OneLineErrors(click.Group):
 def cli(ctx: click.Context, target: str | None) -> None:
     """Manage the dorkstore database: one SQLite file for scheduler, relay and mesh."""
     ctx.obj = _Target(target)
-    ctx.call_on_close(dbmodule.close_db)
+    ctx.call_on_close(close_db)
 
 
 @cli.command()
 @click.pass_obj
 def migrate(target: _Target) -> None:
     """Create or migrate the database and list the migrations applied."""
-    applied = dbmodule.migrate_db(target.target)
+    applied = migrate_db(target.target)
     for name in applied:
         click.echo(f"applied {name}")
     if not applied:
@@ -117,24 +116,8 @@ def migrate(target: _Target) -> None:
 @click.pass_obj
 def status(target: _Target, as_json: bool) -> None:
     """Show the file, its size, SQLite and journal mode, migrations and row counts."""
-    db = target.open_existing()
-    applied = migrations.applied_migrations(db)
-    available = migrations.available_migrations()
-    tables = set(db.get_tables())
-    info: dict[str, Any] = {
-        "path": str(target.path) if target.path else dbmodule.MEMORY,
-        "size_bytes": _size(target.path),
-        "sqlite_version": apsw.sqlitelibversion(),
-        "journal_mode": str(db.pragma("journal_mode")),
-        "applied_migrations": applied,
-        "pending_migrations": [name for name in available if name not in applied],
-        "unknown_migrations": [name for name in applied if name not in available],
-        "tables": {
-            model._meta.table_name: model.select().count()
-            for model in sorted(MODELS, key=lambda m: m._meta.table_name)
-            if model._meta.table_name in tables
-        },
-    }
+    target.open_existing()
+    info = admin.status()
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -157,7 +140,7 @@ def status(target: _Target, as_json: bool) -> None:
 )
 def check_migrations(directory: Path | None) -> None:
     """Exit 1 and print the missing migration if the models changed without one."""
-    missing = migrations.check_migrations(directory)
+    missing = find_missing_migration(directory)
     if missing is None:
         click.echo("migrations match the models")
         return
@@ -211,46 +194,19 @@ def backup(target: _Target, dest: Path) -> None:
 
     The copy is consistent even while other processes keep writing.
     """
-    db = target.open_existing()
-    if dest.is_dir():
-        name = (target.path.name if target.path else "memory.db") + ".backup-"
-        dest = unused_path(dest, name + utc_now().strftime("%Y%m%dT%H%M%SZ"))
-    click.echo(f"backed up to {backup_database(db, dest)}")
+    target.open_existing()
+    click.echo(f"backed up to {admin.backup(dest)}")
 
 
 @cli.command()
 @click.pass_obj
 def doctor(target: _Target) -> None:
     """Check integrity, foreign keys and migration state; exit 1 naming any problem."""
-    db = target.open_existing()
-    problems = 0
-
-    def finding(name: str, trouble: list[str]) -> None:
-        nonlocal problems
-        problems += bool(trouble)
+    target.open_existing()
+    findings = admin.doctor()
+    for name, trouble in findings:
         click.echo(f"{name}: " + ("; ".join(trouble) if trouble else "ok"))
-
-    integrity = _pragma_rows(db, "integrity_check")
-    finding(
-        "integrity_check", [] if integrity == [("ok",)] else [str(row[0]) for row in integrity[:10]]
-    )
-    orphans = _pragma_rows(db, "foreign_key_check")
-    finding(
-        "foreign_key_check",
-        [
-            f"{row[0]} rowid {row[1]} has no {row[2]} row" if len(row) == 4 else str(row[0])
-            for row in orphans[:10]
-        ],
-    )
-    applied, available = migrations.applied_migrations(db), migrations.available_migrations()
-    state = [f"pending {name}" for name in available if name not in applied]
-    state += [
-        f"unknown {name} (written by a newer dorkstore)"
-        for name in applied
-        if name not in available
-    ]
-    finding("migrations", state)
-    if problems:
+    if any(trouble for _, trouble in findings):
         raise click.exceptions.Exit(1)
 
 
@@ -264,7 +220,7 @@ def _describe(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
-    if isinstance(exc, OSError | pw.PeeweeException | apsw.Error):
+    if isinstance(exc, OSError | pw.PeeweeException):
         return f"{type(exc).__name__}: {exc}"
     return f"unexpected {type(exc).__name__}: {exc} (please report this)"
 
@@ -278,21 +234,6 @@ def _progress(maildir: Path) -> Iterator[Any]:
     total = sum(1 for _ in message_files(maildir))
     with click.progressbar(length=total, label="indexing") as bar:
         yield lambda: bar.update(1)
-
-
-def _pragma_rows(db: pw.SqliteDatabase, pragma: str) -> list[tuple[Any, ...]]:
-    """Run a checking pragma; a check that cannot run returns its error as the finding."""
-    try:
-        return [tuple(row) for row in db.execute_sql(f"PRAGMA {pragma}").fetchall()]
-    except (pw.DatabaseError, apsw.Error) as exc:
-        return [(f"cannot run: {exc}",)]
-
-
-def _size(path: Path | None) -> int:
-    if path is None:
-        return 0
-    wal = path.with_name(path.name + "-wal")
-    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
 def _error(message: str) -> None:

@@ -7,7 +7,7 @@ be at an older version of its own schema: columns are read if they exist.
 
 - Old files are opened read-only (``mode=ro``) and never changed; no file is
   created beside them unless a ``-wal`` file already exists (see
-  `dorkstore.db.open_read_only`).
+  `dorkstore.sqlite_files.open_read_only`).
 - Everything is imported in one transaction: a failure or a kill imports nothing.
 - Rows whose key is already present are left alone, so a second import adds
   nothing; the report counts them as present.
@@ -25,37 +25,42 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import apsw
 import peewee as pw
 from ulid import ULID
 
-from dorkstore import db as dbmodule
+from dorkstore import sqlite_files
 from dorkstore import validation as check
+from dorkstore.backends import guarded, write_transaction
+from dorkstore.db import default_path
 from dorkstore.errors import DatabaseError, ValidationError
 from dorkstore.models import (
-    Agent,
     AgentDenial,
+    MeshAgent,
     PulseRun,
     PulseSchedule,
     RateLimitBucket,
     RelayMessage,
     RelayTrace,
 )
-from dorkstore.models.pulse import RUN_STATUSES, RUN_TRIGGERS, SCHEDULE_STATUSES
-from dorkstore.models.relay import TRACE_STATUSES
-from dorkstore.repositories.base import guarded, write_transaction
-from dorkstore.repositories.relay import LEGACY_TRACE_STATUSES
-from dorkstore.timestamps import EPOCH, format_timestamp, parse_timestamp, utc_now
+from dorkstore.records import (
+    LEGACY_TRACE_STATUSES,
+    MAILDIR_STATUSES,
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    SCHEDULE_STATUSES,
+    TRACE_STATUSES,
+)
+from dorkstore.timestamps import EPOCH, Clock, format_timestamp, parse_timestamp, utc_now
 
 __all__ = ["ImportReport", "import_legacy", "legacy_ulid"]
 
-#: Old relay message statuses (Maildir folders) -> index statuses.
-MESSAGE_STATUSES = {"new": "pending", "cur": "delivered", "failed": "failed"}
+#: Rows per INSERT in the import.
 _BATCH = 500
 
 
@@ -96,18 +101,20 @@ def legacy_ulid(old_id: str, created: datetime) -> str:
 
 
 @guarded
-def import_legacy(source: str | os.PathLike[str] | None = None) -> ImportReport:
+def import_legacy(
+    source: str | os.PathLike[str] | None = None, *, clock: Clock | None = None
+) -> ImportReport:
     """Copy the old databases under `source` (default: DORK_HOME) into `dorkstore.database`.
 
-    Returns the report; raises DatabaseError when an old file is not a readable
-    SQLite database, and ValidationError when `source` is not a directory.
+    `clock` (default: the real clock) dates a denial the old database did not
+    date. Returns the report; raises DatabaseError when an old file is not a
+    readable SQLite database, and ValidationError when `source` is not a directory.
     """
-    home = (
-        Path(check.canonical_path(source, "source")) if source else dbmodule.default_path().parent
-    )
+    home = Path(check.canonical_path(source, "source")) if source else default_path().parent
     if not home.is_dir():
         raise ValidationError(f"{home} is not a directory")
     report = ImportReport()
+    now = format_timestamp((clock or utc_now)())
     with write_transaction():
         schedule_ids = _import_schedules(home / "schedules.json", report)
         with _old_database(home / "pulse.db", report) as pulse:
@@ -120,48 +127,29 @@ def import_legacy(source: str | os.PathLike[str] | None = None) -> ImportReport:
         with _old_database(home / "mesh" / "mesh.db", report) as mesh:
             if mesh:
                 _import_agents(mesh, report)
-                _import_denials(mesh, report)
+                _import_denials(mesh, report, now)
                 _import_buckets(mesh, report)
     return report
 
 
 # --- reading the old files ------------------------------------------------------------
 
-
-class _old_database:  # noqa: N801 (used as a context manager, like open())
-    """Open an old SQLite file read-only, or yield None (and report it) if it is missing."""
-
-    def __init__(self, path: Path, report: ImportReport) -> None:
-        self.path, self.report = path, report
-        self.connection: apsw.Connection | None = None
-
-    def __enter__(self) -> apsw.Connection | None:
-        if not self.path.is_file():
-            self.report.missing.append(str(self.path))
-            return None
-        try:
-            self.connection = dbmodule.open_read_only(self.path)
-            self.connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
-        except (OSError, apsw.Error) as exc:
-            raise DatabaseError(f"cannot read {self.path}: {exc}") from exc
-        return self.connection
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.connection is not None:
-            self.connection.close()
+OldDatabase = sqlite_files.ReadOnlyConnection
 
 
-def _rows(connection: apsw.Connection, table: str, columns: list[str]) -> Iterator[dict[str, Any]]:
-    """Yield `table`'s rows as dicts of `columns`; a column the old schema lacks is None."""
-    try:
-        present = {row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')}
-        if not present:
-            return
-        select = ", ".join(f'"{c}"' if c in present else f'NULL AS "{c}"' for c in columns)
-        for values in connection.execute(f'SELECT {select} FROM "{table}"'):
-            yield dict(zip(columns, values, strict=True))
-    except apsw.Error as exc:
-        raise DatabaseError(f"cannot read table {table}: {exc}") from exc
+@contextmanager
+def _old_database(path: Path, report: ImportReport) -> Iterator[OldDatabase | None]:
+    """Yield an old SQLite file opened read-only, or None (and report it) if it is missing."""
+    if not path.is_file():
+        report.missing.append(str(path))
+        yield None
+        return
+    with sqlite_files.read_only(path) as connection:
+        yield connection
+
+
+def _rows(connection: OldDatabase, table: str, columns: list[str]) -> Iterator[dict[str, Any]]:
+    return sqlite_files.read_table(connection, table, columns)
 
 
 def _time(value: object, name: str) -> str | None:
@@ -263,7 +251,7 @@ def _existing(columns: list[pw.Field], keys: list[tuple[Any, ...]]) -> set[tuple
 def _clash(model: type[pw.Model], row: dict[str, Any], repeated: bool) -> str:
     if repeated:
         return "the old database holds it twice; the first was imported"
-    if model is Agent:
+    if model is MeshAgent:
         return f"project_path {row['project_path']!r} belongs to another agent"
     return "another row already holds one of its unique values"
 
@@ -336,9 +324,7 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 
 
-def _import_runs(
-    pulse: apsw.Connection, schedule_ids: dict[str, str], report: ImportReport
-) -> None:
+def _import_runs(pulse: OldDatabase, schedule_ids: dict[str, str], report: ImportReport) -> None:
     def convert(old: dict[str, Any]) -> dict[str, Any]:
         schedule_id = schedule_ids.get(old["schedule_id"])
         if schedule_id is None:
@@ -372,11 +358,11 @@ def _import_runs(
     _insert(PulseRun, rows, report, "run", "id")
 
 
-def _import_messages(relay: apsw.Connection, report: ImportReport) -> None:
+def _import_messages(relay: OldDatabase, report: ImportReport) -> None:
     columns = ["id", "subject", "sender", "endpoint_hash", "status", "created_at", "ttl"]
 
     def convert(old: dict[str, Any]) -> dict[str, Any]:
-        status = MESSAGE_STATUSES.get(old["status"])
+        status = MAILDIR_STATUSES.get(old["status"])
         if status is None:
             raise _SkipError(f"status {old['status']!r} is unknown")
         return {
@@ -401,7 +387,7 @@ TRACE_COLUMNS = [
 _TRACE_METADATA = TRACE_COLUMNS[2:4] + TRACE_COLUMNS[5:7] + TRACE_COLUMNS[8:10]
 
 
-def _import_traces(relay: apsw.Connection, report: ImportReport) -> None:
+def _import_traces(relay: OldDatabase, report: ImportReport) -> None:
     def convert(old: dict[str, Any]) -> dict[str, Any]:
         status = LEGACY_TRACE_STATUSES.get(old["status"], old["status"])
         if status not in TRACE_STATUSES:
@@ -435,7 +421,7 @@ AGENT_COLUMNS = [
 ]  # fmt: skip
 
 
-def _import_agents(mesh: apsw.Connection, report: ImportReport) -> None:
+def _import_agents(mesh: OldDatabase, report: ImportReport) -> None:
     def convert(old: dict[str, Any]) -> dict[str, Any]:
         registered = _required_time(old["registered_at"], "registered_at")
         try:
@@ -461,10 +447,10 @@ def _import_agents(mesh: apsw.Connection, report: ImportReport) -> None:
         }
 
     rows = _convert(_rows(mesh, "agents", AGENT_COLUMNS), convert, "agent", "id", report)
-    _insert(Agent, rows, report, "agent", "id")
+    _insert(MeshAgent, rows, report, "agent", "id")
 
 
-def _import_denials(mesh: apsw.Connection, report: ImportReport) -> None:
+def _import_denials(mesh: OldDatabase, report: ImportReport, now: str) -> None:
     columns = ["path", "strategy", "reason", "denied_by", "denied_at"]
 
     def convert(old: dict[str, Any]) -> dict[str, Any]:
@@ -472,7 +458,7 @@ def _import_denials(mesh: apsw.Connection, report: ImportReport) -> None:
             path = check.canonical_path(old["path"], "path")
         except ValidationError as exc:
             raise _SkipError(str(exc)) from exc
-        denied = _time(old["denied_at"], "denied_at") or format_timestamp(utc_now())
+        denied = _time(old["denied_at"], "denied_at") or now
         return {
             "id": legacy_ulid(f"denial:{path}", datetime.fromisoformat(denied)),
             "path": path,
@@ -485,7 +471,7 @@ def _import_denials(mesh: apsw.Connection, report: ImportReport) -> None:
     _insert(AgentDenial, rows, report, "denial", "path")
 
 
-def _import_buckets(mesh: apsw.Connection, report: ImportReport) -> None:
+def _import_buckets(mesh: OldDatabase, report: ImportReport) -> None:
     columns = ["agent_id", "bucket_minute", "call_count"]
 
     def convert(old: dict[str, Any]) -> dict[str, Any]:

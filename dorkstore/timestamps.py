@@ -7,12 +7,16 @@ the database goes through `format_timestamp` or `parse_timestamp`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from dorkstore.errors import ValidationError
 from dorkstore.validation import text
 
-__all__ = ["EPOCH", "format_timestamp", "parse_timestamp", "utc_now"]
+__all__ = ["EPOCH", "Clock", "format_timestamp", "parse_timestamp", "utc_now"]
+
+#: A zero-argument callable returning an aware UTC datetime (a repository's `clock=`).
+Clock = Callable[[], datetime]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from dorkstore.errors import ValidationError
 
 __all__ = [
     "INT64_MAX",
+    "Checker",
+    "boolean",
     "canonical_path",
     "choice",
+    "fields",
     "integer",
     "json_text",
     "optional_path_text",
@@ -115,3 +118,29 @@ def canonical_path(value: object, name: str) -> str:
         return text(os.path.realpath(raw), name)
     except (OSError, ValueError) as exc:
         raise ValidationError(f"{name}: cannot resolve {raw!r}: {exc}") from exc
+
+
+#: Checks a value for one field and returns it as stored.
+Checker = Callable[[Any], Any]
+
+
+def fields(
+    changes: Mapping[str, Any], checkers: Mapping[str, Checker], what: str
+) -> dict[str, Any]:
+    """Check each field in `changes` with its checker; return the stored values by name.
+
+    Raises ValidationError naming every field `what` does not have or may not change.
+    """
+    unknown = sorted(set(changes) - set(checkers))
+    if unknown:
+        raise ValidationError(
+            f"cannot update {', '.join(unknown)}: {what} have {', '.join(checkers)}"
+        )
+    return {name: checkers[name](value) for name, value in changes.items()}
+
+
+def boolean(value: object, name: str) -> bool:
+    """Return `value` if it is a bool (not an int standing in for one)."""
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be a bool, got {type(value).__name__}")
+    return value

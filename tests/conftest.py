@@ -12,8 +12,7 @@ import pytest
 
 import dorkstore
 from dorkstore import migrate
-
-from helpers import FakeClock
+from tests.helpers import FakeClock
 
 
 @pytest.fixture

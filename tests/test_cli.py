@@ -11,13 +11,13 @@ from pathlib import Path
 import filelock
 import pytest
 from click.testing import CliRunner, Result
-from legacy import build
 
 import dorkstore
 from dorkstore import migrate
+from dorkstore.backends import sqlite as sqlite_backend
 from dorkstore.cli import cli
-
-from helpers import TABLES, insert_denials_until, stdlib_sqlite
+from tests.helpers import TABLES, insert_denials_until, stdlib_sqlite
+from tests.old_layout import build
 
 SHIPPED = migrate.available_migrations()
 
@@ -283,7 +283,7 @@ def test_a_newer_schema_is_one_line(existing: Path) -> None:
 
 def test_a_held_migration_lock_is_one_line(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holding the migration lock too long: one line, exit 1."""
-    monkeypatch.setattr(migrate, "LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(migrate.runner, "LOCK_TIMEOUT_S", 0.2)
     with filelock.FileLock(db_path.with_name("dork.db.lock")):
         one_line_error(run("--db", str(db_path), "migrate"), "held")
 
@@ -298,11 +298,7 @@ def test_a_held_write_lock_is_one_line(existing: Path, monkeypatch: pytest.Monke
     )  # fmt: skip
     try:
         assert "held\n" == holder.stdout.readline()  # type: ignore[union-attr]
-        monkeypatch.setattr(dorkstore.db, "BUSY_TIMEOUT_MS", 200)
-        monkeypatch.setattr(
-            dorkstore.db, "PRAGMAS", (("busy_timeout", 200), *dorkstore.db.PRAGMAS[1:])
-        )
-        monkeypatch.setattr(dorkstore.db, "TIMEOUT_S", 0.2)
+        monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 200)
         one_line_error(
             run("--db", str(existing), "import-legacy", "--from", str(existing.parent)), "locked"
         )

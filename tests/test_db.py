@@ -12,9 +12,9 @@ import pytest
 
 import dorkstore
 from dorkstore import db as dbmodule
+from dorkstore.backends.sqlite import check_sqlite_version
 from dorkstore.errors import DatabaseError, ValidationError
-
-from helpers import run_in_threads, stdlib_sqlite
+from tests.helpers import run_in_threads, stdlib_sqlite
 
 EXPECTED_PRAGMAS = {
     "journal_mode": "wal",
@@ -66,7 +66,7 @@ def test_sqlite_library_is_new_enough() -> None:
 def test_libraries_with_the_wal_reset_bug_are_refused(version: str) -> None:
     """A SQLite between 3.7.0 and 3.51.2 raises DatabaseError naming the bug."""
     with pytest.raises(DatabaseError, match="WAL-reset bug"):
-        dbmodule.check_sqlite_version(version)
+        check_sqlite_version(version)
 
 
 def test_init_db_refuses_an_affected_library(
@@ -82,7 +82,7 @@ def test_init_db_refuses_an_affected_library(
 @pytest.mark.parametrize("version", ["3.51.3", "3.52.0", "3.54.1", "4.0.0"])
 def test_fixed_libraries_are_accepted(version: str) -> None:
     """3.51.3 and later pass the check."""
-    dbmodule.check_sqlite_version(version)
+    check_sqlite_version(version)
 
 
 def test_default_target_is_dork_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import peewee as pw
 import pytest
-from legacy import SCHEDULE_A, SCHEDULE_B, build
 from ulid import ULID
 
 import dorkstore
-from dorkstore import legacy
 from dorkstore.legacy import import_legacy, legacy_ulid
-
-from helpers import TABLES, import_and_hang, stdlib_sqlite
+from tests.helpers import TABLES, import_and_hang, stdlib_sqlite
+from tests.old_layout import SCHEDULE_A, SCHEDULE_B, build
 
 
 def checksums(home: Path) -> dict[str, str]:
@@ -258,17 +256,15 @@ def test_missing_sources_are_reported_not_fatal(db: pw.SqliteDatabase, tmp_path:
     }
 
 
-def test_a_failure_midway_imports_nothing(
-    db: pw.SqliteDatabase, home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failure_midway_imports_nothing(db: pw.SqliteDatabase, home: Path) -> None:
     """If the last table fails, the tables already copied are rolled back too."""
-
-    def fail(*_: object) -> None:
-        raise dorkstore.DatabaseError("disk I/O error")
-
-    monkeypatch.setattr(legacy, "_import_buckets", fail)
-    with pytest.raises(dorkstore.DatabaseError):
+    db.execute_sql(
+        "CREATE TEMP TRIGGER fail_buckets BEFORE INSERT ON main.rate_limit_buckets "
+        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+    with pytest.raises(dorkstore.DorkstoreError, match="disk I/O error"):
         import_legacy(home)
+    db.execute_sql("DROP TRIGGER fail_buckets")
     assert dict.fromkeys(TABLES, 0) == counts(db)
 
 

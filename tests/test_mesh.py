@@ -21,8 +21,7 @@ from dorkstore import (
     ValidationError,
     compute_health_status,
 )
-
-from helpers import FakeClock, run_in_processes, run_in_threads, try_consume_many
+from tests.helpers import FakeClock, run_in_processes, run_in_threads, try_consume_many
 
 NOW = datetime(2026, 2, 25, 14, 3, 7, 123000, tzinfo=UTC)
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import filelock
 import peewee as pw
 import pytest
+from playhouse.apsw_ext import APSWDatabase
 
 import dorkstore
 from dorkstore import migrate
+from dorkstore.backends.sqlite import PRAGMAS
 from dorkstore.errors import MigrationError, SchemaVersionError
-
-from helpers import TABLES, init_db_through, run_in_processes, stdlib_sqlite, write_migration
+from tests.helpers import TABLES, init_db_through, run_in_processes, stdlib_sqlite, write_migration
 
 SHIPPED = migrate.available_migrations()
 
@@ -243,7 +244,7 @@ def test_a_locked_database_is_a_busy_error(
         "002_add_color",
         "migrator.add_fields('agents', color=pw.TextField(null=True))",
     )
-    blocker = dorkstore.db.APSWDatabase(str(db_path), pragmas=dorkstore.db.PRAGMAS)
+    blocker = APSWDatabase(str(db_path), pragmas=PRAGMAS)
     blocker.connect()
     blocker.execute_sql("BEGIN IMMEDIATE")
     dorkstore.database.execute_sql("PRAGMA busy_timeout = 100")
@@ -274,7 +275,7 @@ def test_a_held_lock_times_out_with_a_clear_error(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If another process holds the migration lock too long, init_db raises MigrationError."""
-    monkeypatch.setattr(migrate, "LOCK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(migrate.runner, "LOCK_TIMEOUT_S", 0.2)
     with (
         filelock.FileLock(db_path.with_name("dork.db.lock")),
         pytest.raises(MigrationError, match="held"),

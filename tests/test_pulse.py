@@ -12,8 +12,7 @@ from playhouse.test_utils import assert_query_count
 
 from dorkstore import NotFoundError, PulseStore, Run, Schedule, ValidationError
 from dorkstore.repositories.pulse import INTERRUPTED_ERROR
-
-from helpers import FakeClock
+from tests.helpers import FakeClock
 
 
 @pytest.fixture

@@ -15,10 +15,8 @@ import peewee as pw
 import pytest
 from playhouse.test_utils import count_queries
 
-from dorkstore import DatabaseError, IndexedMessage, RelayIndex, ValidationError
-from dorkstore.repositories import relay as relay_module
-
-from helpers import FakeClock
+from dorkstore import DatabaseError, DorkstoreError, IndexedMessage, RelayIndex, ValidationError
+from tests.helpers import FakeClock
 
 START = datetime(2026, 2, 25, 12, 0, tzinfo=UTC)
 
@@ -407,20 +405,18 @@ def test_a_message_caught_mid_move_takes_its_later_status(
 
 
 def test_a_failed_rebuild_keeps_the_previous_index(
-    index: RelayIndex, maildir: Path, monkeypatch: pytest.MonkeyPatch
+    index: RelayIndex, maildir: Path, db: pw.Database
 ) -> None:
     """When writing the new index fails midway, the old index is intact."""
     index.insert_many([message(n) for n in range(3)])
-    real = relay_module._upsert_all
-
-    def fail_after_writing(rows: Any) -> int:
-        real(rows)
-        raise pw.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(relay_module, "_upsert_all", fail_after_writing)
-    with pytest.raises(DatabaseError, match="disk I/O error"):
+    # The database itself refuses the last envelope's row, after the others were written.
+    db.execute_sql(
+        "CREATE TEMP TRIGGER fail_midway BEFORE INSERT ON main.relay_index "
+        "WHEN NEW.id = 'M5' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    )
+    with pytest.raises(DorkstoreError, match="disk I/O error"):
         index.rebuild(maildir)
-    monkeypatch.undo()
+    db.execute_sql("DROP TRIGGER fail_midway")
     assert [message(n).id for n in (2, 1, 0)] == [m.id for m in index.query_messages().messages]
 
 
@@ -482,7 +478,7 @@ def test_rebuild_reports_an_unreadable_folder(
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
-    monkeypatch.setattr(relay_module.os, "scandir", scandir)
+    monkeypatch.setattr(os, "scandir", scandir)
     reports: dict[Path, str | None] = {}
     assert 3 == index.rebuild(maildir, report=reports.__setitem__)
     assert "unreadable: folder: Permission denied" == reports[maildir / "ep1" / "cur"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import peewee as pw
 import pytest
 
-from helpers import TABLES, stdlib_sqlite
+from tests.helpers import TABLES, stdlib_sqlite
 
 # (table, columns, unique) for every key and index of SPEC section 4, plus the
 # id-ordered indexes query_messages pages by; (status) and (endpoint_hash,

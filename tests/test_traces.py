@@ -9,8 +9,7 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from dorkstore import ConflictError, DeliveryMetrics, TraceStore, ValidationError
-
-from helpers import FakeClock
+from tests.helpers import FakeClock
 
 
 def summary(metrics: DeliveryMetrics) -> tuple[object, ...]:

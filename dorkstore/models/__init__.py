@@ -1,22 +1,23 @@
-"""Peewee models, one module per domain, all bound to `dorkstore.database`."""
+"""Peewee models, one module per domain, all bound to `dorkstore.models.base.database`."""
 
 from __future__ import annotations
 
-from dorkstore.models.base import BaseModel
-from dorkstore.models.mesh import Agent, AgentDenial, RateLimitBucket
+from dorkstore.models.base import BaseModel, database
+from dorkstore.models.mesh import AgentDenial, MeshAgent, RateLimitBucket
 from dorkstore.models.pulse import PulseRun, PulseSchedule
 from dorkstore.models.relay import RelayMessage, RelayTrace
 
 __all__ = [
     "MODELS",
-    "Agent",
     "AgentDenial",
     "BaseModel",
+    "MeshAgent",
     "PulseRun",
     "PulseSchedule",
     "RateLimitBucket",
     "RelayMessage",
     "RelayTrace",
+    "database",
 ]
 
 #: Every model with a table, parents before children.
@@ -25,7 +26,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     PulseRun,
     RelayMessage,
     RelayTrace,
-    Agent,
+    MeshAgent,
     AgentDenial,
     RateLimitBucket,
 )

@@ -1,4 +1,8 @@
-"""The abstract model every table model derives from, and column helpers."""
+"""The database proxy, the abstract model bound to it, and column helpers.
+
+The proxy lives here, at the bottom, as in Peewee's own docs: models bind to
+it when they are defined, and `dorkstore.db.init_db` points it at a database.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ from collections.abc import Iterable
 
 import peewee as pw
 
-from dorkstore.db import database
+__all__ = ["BaseModel", "database", "enum_check", "sql_default"]
 
-__all__ = ["BaseModel", "enum_check", "sql_default"]
+#: Every model is bound to this; `dorkstore.init_db()` initialises it.
+database = pw.DatabaseProxy()
 
 
 class BaseModel(pw.Model):
-    """Binds every model to `dorkstore.database`; it has no table of its own.
+    """Binds every model to `database`; it has no table of its own.
 
     peewee-migrate would generate a table for it, so ``migrations/conf.py``
     lists it in ``IGNORE``.

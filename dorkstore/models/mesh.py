@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import peewee as pw
 
 from dorkstore.models.base import BaseModel, enum_check, sql_default
+from dorkstore.records import AGENT_STATUSES, Agent, DenialRecord
 
-__all__ = ["AGENT_STATUSES", "Agent", "AgentDenial", "RateLimitBucket"]
-
-AGENT_STATUSES = ("active", "inactive")
+__all__ = ["AgentDenial", "MeshAgent", "RateLimitBucket"]
 
 
-class Agent(BaseModel):
-    """A registered agent and when it was last seen."""
+class MeshAgent(BaseModel):
+    """A registered agent and when it was last seen (the record is `dorkstore.Agent`)."""
 
     id = pw.CharField(max_length=26, primary_key=True)
     name = pw.TextField()
@@ -35,6 +37,16 @@ class Agent(BaseModel):
 
     class Meta:
         table_name = "agents"
+        # Peewee names indexes after the model ("agent_runtime"); the class was
+        # called Agent when they were made, and renaming it must not rename them.
+        name = "agent"
+
+    @staticmethod
+    def to_record(row: dict[str, Any]) -> Agent:
+        """Return the record of a selected row, its capabilities decoded to a tuple."""
+        encoded = row.pop("capabilities_json")
+        row["capabilities"] = () if encoded == "[]" else tuple(json.loads(encoded))
+        return Agent(**row)
 
 
 class AgentDenial(BaseModel):
@@ -48,6 +60,11 @@ class AgentDenial(BaseModel):
 
     class Meta:
         table_name = "agent_denials"
+
+    @staticmethod
+    def to_record(row: dict[str, Any]) -> DenialRecord:
+        """Return the record of a selected row."""
+        return DenialRecord(**row)
 
 
 class RateLimitBucket(BaseModel):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import peewee as pw
 
 from dorkstore.models.base import BaseModel, enum_check, sql_default
+from dorkstore.records import RUN_STATUSES, RUN_TRIGGERS, SCHEDULE_STATUSES, Run, Schedule
 
-__all__ = ["RUN_STATUSES", "RUN_TRIGGERS", "SCHEDULE_STATUSES", "PulseRun", "PulseSchedule"]
-
-SCHEDULE_STATUSES = ("active", "paused", "pending_approval")
-RUN_STATUSES = ("running", "completed", "failed", "cancelled", "timeout")
-RUN_TRIGGERS = ("scheduled", "manual", "agent")
+__all__ = ["PulseRun", "PulseSchedule"]
 
 
 class PulseSchedule(BaseModel):
@@ -35,6 +34,11 @@ class PulseSchedule(BaseModel):
 
     class Meta:
         table_name = "pulse_schedules"
+
+    @staticmethod
+    def to_record(row: dict[str, Any]) -> Schedule:
+        """Return the record of a selected row (every column, keyed by column name)."""
+        return Schedule(**row)
 
 
 class PulseRun(BaseModel):
@@ -65,3 +69,8 @@ class PulseRun(BaseModel):
     class Meta:
         table_name = "pulse_runs"
         indexes = ((("schedule", "created_at"), False), (("status",), False))
+
+    @staticmethod
+    def to_record(row: dict[str, Any]) -> Run:
+        """Return the record of a selected row (every column, keyed by column name)."""
+        return Run(**row)

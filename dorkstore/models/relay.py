@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import peewee as pw
 
+from dorkstore import validation as check
+from dorkstore.errors import ValidationError
 from dorkstore.models.base import BaseModel, enum_check, sql_default
+from dorkstore.records import MESSAGE_STATUSES, TRACE_STATUSES, IndexedMessage, TraceSpan
+from dorkstore.timestamps import parse_timestamp
 
-__all__ = ["MESSAGE_STATUSES", "TRACE_STATUSES", "RelayMessage", "RelayTrace"]
-
-MESSAGE_STATUSES = ("pending", "delivered", "failed")
-TRACE_STATUSES = ("sent", "delivered", "failed", "timeout")
+__all__ = ["RelayMessage", "RelayTrace"]
 
 
 class RelayMessage(BaseModel):
@@ -49,6 +53,35 @@ class RelayMessage(BaseModel):
             (("status", "id"), False),
         )
 
+    @staticmethod
+    def to_record(row: dict[str, Any]) -> IndexedMessage:
+        """Return the record of a selected row, its JSON columns decoded."""
+        payload, metadata = row["payload"], row["metadata"]
+        row["payload"] = None if payload is None else json.loads(payload)
+        row["metadata"] = None if metadata is None else json.loads(metadata)
+        return IndexedMessage(**row)
+
+    @staticmethod
+    def to_row(message: IndexedMessage) -> dict[str, Any]:
+        """Validate a message; return its column values by name, JSON encoded.
+
+        Raises ValidationError naming the first field that cannot be stored.
+        """
+        if not isinstance(message, IndexedMessage):
+            raise ValidationError(f"expected an IndexedMessage, got {type(message).__name__}")
+        expires_at = message.expires_at
+        return {
+            "id": check.text(message.id, "id"),
+            "subject": check.text(message.subject, "subject"),
+            "endpoint_hash": check.text(message.endpoint_hash, "endpoint_hash"),
+            "sender": check.optional_text(message.sender, "sender"),
+            "status": check.choice(message.status, "status", MESSAGE_STATUSES),
+            "expires_at": None if expires_at is None else parse_timestamp(expires_at, "expires_at"),
+            "payload": check.json_text(message.payload, "payload"),
+            "metadata": check.json_text(message.metadata, "metadata"),
+            "created_at": parse_timestamp(message.created_at, "created_at"),
+        }
+
 
 class RelayTrace(BaseModel):
     """A delivery span: one message's trip through the relay."""
@@ -66,3 +99,10 @@ class RelayTrace(BaseModel):
 
     class Meta:
         table_name = "relay_traces"
+
+    @staticmethod
+    def to_record(row: dict[str, Any]) -> TraceSpan:
+        """Return the record of a selected row, its metadata decoded."""
+        metadata = row["metadata"]
+        row["metadata"] = None if metadata is None else json.loads(metadata)
+        return TraceSpan(**row)

@@ -20,8 +20,7 @@ from hypothesis.stateful import (
 
 import dorkstore
 from dorkstore import ConflictError, NotFoundError, ValidationError
-
-from helpers import FakeClock
+from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.stress
 

@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from legacy import build
-from workers import (
+from playhouse.apsw_ext import APSWDatabase
+
+import dorkstore
+from dorkstore import legacy, migrate
+from dorkstore.backends.sqlite import PRAGMAS
+from tests.helpers import TABLES, import_and_hang, run_in_processes, stdlib_sqlite, write_migration
+from tests.old_layout import build
+from tests.stress.workers import (
     OPS_PER_CYCLE,
     consume_forever,
     describe,
@@ -35,11 +41,6 @@ from workers import (
     mixed_writes,
     rebuild_forever,
 )
-
-import dorkstore
-from dorkstore import legacy, migrate
-
-from helpers import TABLES, import_and_hang, run_in_processes, stdlib_sqlite, write_migration
 
 pytestmark = pytest.mark.stress
 CONTEXT = multiprocessing.get_context("spawn")
@@ -254,7 +255,7 @@ def test_kill_during_a_migration_is_completed_by_the_next_init(tmp_path: Path) -
         """,
     )
     started = time.monotonic()
-    db = dorkstore.db.APSWDatabase(str(tmp_path / "reference.db"), pragmas=dorkstore.db.PRAGMAS)
+    db = APSWDatabase(str(tmp_path / "reference.db"), pragmas=PRAGMAS)
     migrate.open_database(db, directory=migrations)
     db.close()
     duration = time.monotonic() - started
@@ -268,7 +269,7 @@ def test_kill_during_a_migration_is_completed_by_the_next_init(tmp_path: Path) -
             "result = [r[0] for r in conn.execute('SELECT name FROM migratehistory')]"
             " if t.fetchone() else []",
         )
-        db = dorkstore.db.APSWDatabase(str(path), pragmas=dorkstore.db.PRAGMAS)
+        db = APSWDatabase(str(path), pragmas=PRAGMAS)
         migrate.open_database(db, directory=migrations)
         history = migrate.applied_migrations(db)
         db.close()

@@ -8,9 +8,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from playhouse.apsw_ext import APSWDatabase
+
 import dorkstore
 from dorkstore import legacy, migrate
-from dorkstore.db import PRAGMAS, APSWDatabase
+from dorkstore.backends.sqlite import PRAGMAS
 
 OPS_PER_CYCLE = 10
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import stdlib_sqlite
+from tests.helpers import stdlib_sqlite
 
 SCHEDULE_A = "6f1c2d3e-0000-4000-8000-00000000000a"
 SCHEDULE_B = "6f1c2d3e-0000-4000-8000-00000000000b"

@@ -1,0 +1,113 @@
+"""Reading the relay's Maildir tree (SPEC section 6): which files to index, and their rows.
+
+``<root>/<endpoint_hash>/{tmp,new,cur,failed}/<message id>.json``; ``tmp/``,
+``<id>.reason.json`` sidecars and non-``.json`` files are ignored.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dorkstore.errors import ValidationError
+from dorkstore.models.relay import RelayMessage
+from dorkstore.records import MAILDIR_STATUSES, IndexedMessage
+from dorkstore.timestamps import parse_timestamp
+
+__all__ = ["MalformedFileError", "envelope_row", "message_files"]
+
+
+class MalformedFileError(Exception):
+    """A Maildir file that cannot be indexed; the message says why (``"<kind>: <detail>"``)."""
+
+
+def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
+    """Yield (path, status, problem) for each envelope file the layout says to index.
+
+    `problem` is None for a regular file to read, or why it cannot be indexed
+    (an unreadable folder, a FIFO or directory named like an envelope). ``new/``
+    comes before ``cur/`` and ``failed/``, so a message caught mid-move is
+    indexed with its later status. Raises ValidationError if `root` cannot be read.
+    """
+    try:
+        endpoints = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError as exc:
+        raise ValidationError(f"cannot read maildir_root {root}: {exc.strerror}") from exc
+    for endpoint in endpoints:
+        for subdirectory, status in MAILDIR_STATUSES.items():
+            folder = endpoint / subdirectory
+            try:
+                if not folder.is_dir():
+                    continue
+                with os.scandir(folder) as scan:
+                    entries = sorted(
+                        (entry.name, entry.is_file())
+                        for entry in scan
+                        if entry.name.endswith(".json") and not entry.name.endswith(".reason.json")
+                    )
+            except OSError as exc:
+                yield folder, status, f"unreadable: folder: {exc.strerror or exc}"
+                continue
+            for name, regular in entries:
+                yield folder / name, status, None if regular else "unreadable: not a regular file"
+
+
+def envelope_row(path: Path, status: str) -> dict[str, Any]:
+    """Read one envelope and return its index row; raise MalformedFileError saying why not."""
+    try:
+        envelope = json.loads(_read_regular_file(path))
+    except OSError as exc:
+        raise MalformedFileError(f"unreadable: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise MalformedFileError(f"not JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise MalformedFileError("not a JSON object")
+    message_id = path.name.removesuffix(".json")
+    if envelope.get("id") != message_id:
+        raise MalformedFileError(
+            f"id mismatch: the file name says {message_id!r}, the envelope {envelope.get('id')!r}"
+        )
+    try:
+        ttl = _ttl(envelope.get("budget"))
+        message = IndexedMessage(
+            id=message_id,
+            subject=envelope.get("subject"),  # type: ignore[arg-type]  # to_row checks types
+            endpoint_hash=path.parent.parent.name,
+            sender=envelope.get("from"),
+            status=status,
+            expires_at=parse_timestamp(ttl, "budget.ttl", epoch_ms=True) if ttl else None,
+            payload=None,
+            metadata=None,
+            created_at=envelope.get("createdAt"),  # type: ignore[arg-type]
+        )
+        return RelayMessage.to_row(message)
+    except ValidationError as exc:
+        raise MalformedFileError(f"invalid envelope: {exc}") from exc
+
+
+def _ttl(budget: object) -> int | None:
+    """Return ``budget.ttl`` as epoch milliseconds (None or 0: no expiry)."""
+    ttl = budget.get("ttl") if isinstance(budget, dict) else None
+    if ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool)):
+        return ttl
+    if isinstance(ttl, float) and math.isfinite(ttl) and ttl.is_integer():
+        return int(ttl)
+    raise ValidationError(f"budget.ttl must be epoch milliseconds, got {ttl!r}")
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """Read a file, refusing (not blocking on) anything that became a FIFO or device."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""dorkstore's tests; a package so that spawned child processes can import its helpers."""

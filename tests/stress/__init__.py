@@ -1,0 +1,1 @@
+"""The torture suite (tox -e stress)."""
