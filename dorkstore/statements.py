@@ -74,7 +74,7 @@ class _Param(NamedTuple):
     convert: Converter | None
 
 
-class _Slot(pw.Node):
+class _Slot(pw.ColumnBase):
     """Stands where a value supplied on each call goes."""
 
     def __init__(self, name: str, field: pw.Field | None) -> None:
@@ -91,7 +91,7 @@ class _Slot(pw.Node):
         return rendered
 
 
-class _Const(pw.Node):
+class _Const(pw.ColumnBase):
     """A value that is the same on every call."""
 
     def __init__(self, value: object) -> None:
@@ -103,7 +103,7 @@ class _Const(pw.Node):
         return rendered
 
 
-def slot(name: str, field: pw.Field | None = None) -> pw.Node:
+def slot(name: str, field: pw.Field | None = None) -> pw.ColumnBase:
     """Return a placeholder for the value named `name`, given on each call.
 
     Compared with a field (``Model.id == slot("id")``) it takes that field's
@@ -113,12 +113,17 @@ def slot(name: str, field: pw.Field | None = None) -> pw.Node:
     return _Slot(name, field)
 
 
-def const(value: object) -> pw.Node:
-    """Return `value` as a parameter that every call shares (a status, a 1, a 0)."""
+def const(value: object) -> pw.ColumnBase:
+    """Return `value` as a parameter that every call shares (a status, a 1, a 0).
+
+    Peewee adds a model's Python defaults to an INSERT that leaves their
+    columns out; those are values too, so name every column (`assign`) or
+    give the default as a const.
+    """
     return _Const(value)
 
 
-def assign(model: type[pw.Model], names: Iterable[str]) -> dict[pw.Field, pw.Node]:
+def assign(model: type[pw.Model], names: Iterable[str]) -> dict[pw.Field, pw.ColumnBase]:
     """Return ``{field: slot(name, field)}`` for an INSERT or UPDATE of the columns `names`."""
     columns = model._meta.columns
     return {columns[name]: slot(name, columns[name]) for name in names}

@@ -21,9 +21,17 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "dork.db"
 
 
+@pytest.fixture(params=["file", "memory"])
+def db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[pw.Database]:
+    """A freshly migrated database, a file and then in memory, closed after the test."""
+    database = dorkstore.init_db(db_path if request.param == "file" else ":memory:")
+    yield database
+    dorkstore.close_db()
+
+
 @pytest.fixture
-def db(db_path: Path) -> Iterator[pw.SqliteDatabase]:
-    """A freshly migrated database file, closed after the test."""
+def file_db(db_path: Path) -> Iterator[pw.Database]:
+    """A freshly migrated database file at `db_path`, for tests of the file itself."""
     database = dorkstore.init_db(db_path)
     yield database
     dorkstore.close_db()

@@ -36,12 +36,12 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_pragmas_hold_on_the_opening_connection(db: pw.SqliteDatabase) -> None:
+def test_pragmas_hold_on_the_opening_connection(file_db: pw.SqliteDatabase) -> None:
     """The connection init_db opens runs with the four pragmas."""
-    assert EXPECTED_PRAGMAS == read_pragmas(db)
+    assert EXPECTED_PRAGMAS == read_pragmas(file_db)
 
 
-def test_pragmas_hold_on_connections_of_other_threads(db: pw.SqliteDatabase) -> None:
+def test_pragmas_hold_on_connections_of_other_threads(file_db: pw.SqliteDatabase) -> None:
     """Each thread gets its own connection, configured the same way."""
     seen: list[dict[str, object]] = []
     connections: list[object] = []
@@ -53,7 +53,7 @@ def test_pragmas_hold_on_connections_of_other_threads(db: pw.SqliteDatabase) -> 
 
     run_in_threads(probe, 3)
     assert [EXPECTED_PRAGMAS] * 3 == seen
-    assert 3 == len({id(connection) for connection in connections} - {id(db.connection())})
+    assert 3 == len({id(connection) for connection in connections} - {id(file_db.connection())})
 
 
 def test_sqlite_library_is_new_enough() -> None:
@@ -105,9 +105,9 @@ def test_dork_home_defaults_to_dot_dork(tmp_path: Path, monkeypatch: pytest.Monk
     assert tmp_path / ".dork" / "dork.db" == dbmodule.default_path()
 
 
-def test_new_file_and_its_wal_are_private(db: pw.SqliteDatabase, db_path: Path) -> None:
+def test_new_file_and_its_wal_are_private(file_db: pw.SqliteDatabase, db_path: Path) -> None:
     """A new database file gets 0600, and its -wal and -shm follow it."""
-    db.execute_sql("INSERT INTO agent_denials (id, path, created_at) VALUES ('D', '/d', 't')")
+    file_db.execute_sql("INSERT INTO agent_denials (id, path, created_at) VALUES ('D', '/d', 't')")
     assert 0o600 == mode(db_path)
     assert 0o600 == mode(db_path.with_name("dork.db-wal"))
     assert 0o600 == mode(db_path.with_name("dork.db-shm"))

@@ -395,7 +395,7 @@ def test_try_consume_from_8_threads_allows_exactly_50(db_path: Path, target: str
 
 @pytest.mark.slow
 def test_try_consume_from_4_processes_allows_exactly_50(
-    db: pw.SqliteDatabase, db_path: Path
+    file_db: pw.SqliteDatabase, db_path: Path
 ) -> None:
     """Four processes on one file racing for a budget of 50 get exactly 50 successes."""
     allowed = run_in_processes(try_consume_many, [(str(db_path), "shared", 50, 30)] * 4)

@@ -50,7 +50,7 @@ def test_new_database_records_every_shipped_migration(db: pw.SqliteDatabase) -> 
     assert SHIPPED, "no migrations are shipped"
 
 
-def test_migrating_twice_is_a_no_op(db: pw.SqliteDatabase, db_path: Path) -> None:
+def test_migrating_twice_is_a_no_op(file_db: pw.SqliteDatabase, db_path: Path) -> None:
     """A second init_db applies nothing and leaves the history as it was."""
     dorkstore.close_db()
     assert [] == dorkstore.migrate_db(db_path)
@@ -291,16 +291,16 @@ def test_new_database_is_not_backed_up(db: pw.SqliteDatabase, db_path: Path) -> 
 
 
 def test_database_with_data_is_backed_up_before_migrating(
-    db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
+    file_db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
 ) -> None:
     """The backup is named after the last applied migration and holds the data before the change."""
-    add_schedule_with_runs(db, "S1", 2)
+    add_schedule_with_runs(file_db, "S1", 2)
     write_migration(
         migrations_dir,
         "002_add_color",
         "migrator.add_fields('agents', color=pw.TextField(null=True))",
     )
-    migrate.apply_pending(db, directory=migrations_dir)
+    migrate.apply_pending(file_db, directory=migrations_dir)
     (backup,) = db_path.parent.glob("dork.db.bak-*")
     assert backup.name.startswith(f"dork.db.bak-{SHIPPED[-1]}-")
     stamp = backup.name.removeprefix(f"dork.db.bak-{SHIPPED[-1]}-")
@@ -320,7 +320,7 @@ def test_database_with_data_is_backed_up_before_migrating(
 
 
 def test_pruning_never_deletes_files_it_did_not_make(
-    db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
+    file_db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
 ) -> None:
     """A user's own dork.db.bak-something survives however many migrations run."""
     mine = db_path.with_name("dork.db.bak-before-upgrade-by-hand")
@@ -331,15 +331,15 @@ def test_pruning_never_deletes_files_it_did_not_make(
             f"00{number}_add_field_{number}",
             f"migrator.add_fields('agents', field_{number}=pw.TextField(null=True))",
         )
-        migrate.apply_pending(db, directory=migrations_dir)
+        migrate.apply_pending(file_db, directory=migrations_dir)
     assert "my copy" == mine.read_text()
     assert 4 == len(list(db_path.parent.glob("dork.db.bak-*")))
 
 
-def test_rollback_takes_a_backup_first(db: pw.SqliteDatabase, db_path: Path) -> None:
+def test_rollback_takes_a_backup_first(file_db: pw.SqliteDatabase, db_path: Path) -> None:
     """Rolling back drops tables, so the data is copied aside first."""
-    add_schedule_with_runs(db, "S1", 2)
-    migrate.rollback(db)
+    add_schedule_with_runs(file_db, "S1", 2)
+    migrate.rollback(file_db)
     (backup,) = db_path.parent.glob("dork.db.bak-*")
     assert [[2]] == stdlib_sqlite(
         backup, "result = conn.execute('SELECT count(*) FROM pulse_runs').fetchall()"
@@ -347,7 +347,7 @@ def test_rollback_takes_a_backup_first(db: pw.SqliteDatabase, db_path: Path) -> 
 
 
 def test_only_the_three_newest_backups_are_kept(
-    db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
+    file_db: pw.SqliteDatabase, db_path: Path, migrations_dir: Path
 ) -> None:
     """Four migrations applied one by one leave the three newest backups."""
     for number in range(2, 6):
@@ -357,7 +357,7 @@ def test_only_the_three_newest_backups_are_kept(
             f"migrator.add_fields('agents', field_{number}=pw.TextField(null=True))",
         )
         assert [f"00{number}_add_field_{number}"] == migrate.apply_pending(
-            db, directory=migrations_dir
+            file_db, directory=migrations_dir
         )
     kept = sorted(path.name.split("-")[1] for path in db_path.parent.glob("dork.db.bak-*"))
     assert ["002_add_field_2", "003_add_field_3", "004_add_field_4"] == kept

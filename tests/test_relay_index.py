@@ -15,6 +15,7 @@ import peewee as pw
 import pytest
 from playhouse.test_utils import count_queries
 
+import dorkstore
 from dorkstore import DatabaseError, DorkstoreError, IndexedMessage, RelayIndex, ValidationError
 from tests.helpers import FakeClock
 
@@ -186,9 +187,18 @@ def test_metrics_of_an_empty_index(index: RelayIndex) -> None:
     assert (0, {}, []) == (metrics.total_messages, metrics.by_status, metrics.by_subject)
 
 
-def test_is_wal_mode(index: RelayIndex) -> None:
+def test_is_wal_mode(file_db: pw.Database) -> None:
     """A file database runs in WAL mode."""
-    assert index.is_wal_mode() is True
+    assert RelayIndex().is_wal_mode() is True
+
+
+def test_an_in_memory_database_is_not_in_wal_mode() -> None:
+    """SQLite keeps an in-memory database's journal in memory: no WAL."""
+    dorkstore.init_db(":memory:")
+    try:
+        assert RelayIndex().is_wal_mode() is False
+    finally:
+        dorkstore.close_db()
 
 
 # --- pagination ----------------------------------------------------------------------

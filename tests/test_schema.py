@@ -226,9 +226,9 @@ def test_duplicate_bucket_is_rejected(db: pw.SqliteDatabase) -> None:
         insert(db, "rate_limit_buckets", MINIMAL_ROWS["rate_limit_buckets"])
 
 
-def test_other_clients_get_defaults_and_checks(db: pw.SqliteDatabase, db_path: Path) -> None:
+def test_other_clients_get_defaults_and_checks(file_db: pw.SqliteDatabase, db_path: Path) -> None:
     """The standard sqlite3 module, in another process, gets the defaults and the checks."""
-    db.close()
+    file_db.close()
     result = stdlib_sqlite(
         db_path,
         """
