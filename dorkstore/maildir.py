@@ -31,31 +31,45 @@ def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
     """Yield (path, status, problem) for each envelope file the layout says to index.
 
     `problem` is None for a regular file to read, or why it cannot be indexed
-    (an unreadable folder, a FIFO or directory named like an envelope). ``new/``
-    comes before ``cur/`` and ``failed/``, so a message caught mid-move is
-    indexed with its later status. Raises ValidationError if `root` cannot be read.
+    (an unreadable folder, a FIFO, a directory or a symlink loop named like an
+    envelope). An error on one entry concerns that entry alone, never its
+    folder. ``new/`` comes before ``cur/`` and ``failed/``, so a message caught
+    mid-move is indexed with its later status. Raises ValidationError if `root`
+    cannot be read.
     """
     try:
-        endpoints = sorted(p for p in root.iterdir() if p.is_dir())
+        names = sorted(entry.name for entry in os.scandir(root))
     except OSError as exc:
         raise ValidationError(f"cannot read maildir_root {root}: {exc.strerror}") from exc
-    for endpoint in endpoints:
+    for name in names:
         for subdirectory, status in MAILDIR_STATUSES.items():
-            folder = endpoint / subdirectory
+            folder = root / name / subdirectory
             try:
                 if not folder.is_dir():
                     continue
                 with os.scandir(folder) as scan:
                     entries = sorted(
-                        (entry.name, entry.is_file())
-                        for entry in scan
-                        if entry.name.endswith(".json") and not entry.name.endswith(".reason.json")
+                        (entry for entry in scan if _is_envelope_name(entry.name)),
+                        key=lambda entry: entry.name,
                     )
             except OSError as exc:
                 yield folder, status, f"unreadable: folder: {exc.strerror or exc}"
                 continue
-            for name, regular in entries:
-                yield folder / name, status, None if regular else "unreadable: not a regular file"
+            for entry in entries:
+                yield folder / entry.name, status, _entry_problem(entry)
+
+
+def _is_envelope_name(name: str) -> bool:
+    return name.endswith(".json") and not name.endswith(".reason.json")
+
+
+def _entry_problem(entry: os.DirEntry[str]) -> str | None:
+    """Return why a folder entry cannot be read as an envelope, or None if it can."""
+    try:
+        regular = entry.is_file()  # follows symlinks: a loop raises ELOOP here
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return None if regular else "unreadable: not a regular file"
 
 
 def envelope_row(path: Path, status: str) -> dict[str, Any]:

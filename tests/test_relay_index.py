@@ -16,7 +16,14 @@ import pytest
 from playhouse.test_utils import count_queries
 
 import dorkstore
-from dorkstore import DatabaseError, DorkstoreError, IndexedMessage, RelayIndex, ValidationError
+from dorkstore import (
+    DatabaseError,
+    DorkstoreError,
+    IndexedMessage,
+    RelayIndex,
+    ValidationError,
+    backends,
+)
 from tests.helpers import FakeClock
 
 START = datetime(2026, 2, 25, 12, 0, tzinfo=UTC)
@@ -283,8 +290,7 @@ def query_plan(db: pw.SqliteDatabase, index: RelayIndex, **filters: Any) -> str:
         index.query_messages(**filters)
     (record,) = counter.get_queries()
     sql, params = record.msg
-    plan = db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
-    return "\n".join(row[-1] for row in plan)
+    return "\n".join(backends.current().query_plan(db, sql, tuple(params)))
 
 
 @pytest.mark.parametrize(
@@ -492,3 +498,66 @@ def test_rebuild_reports_an_unreadable_folder(
     reports: dict[Path, str | None] = {}
     assert 3 == index.rebuild(maildir, report=reports.__setitem__)
     assert "unreadable: folder: Permission denied" == reports[maildir / "ep1" / "cur"]
+
+
+def test_a_symlink_loop_skips_that_entry_alone(index: RelayIndex, tmp_path: Path) -> None:
+    """A self-referencing symlink named like an envelope is skipped; its folder is indexed."""
+    root = tmp_path / "mailboxes"
+    for name in ("A1", "A2", "A3"):
+        write(root, "ep1", "new", f"{name}.json", envelope(name))
+    (root / "ep1" / "new" / "x.json").symlink_to(root / "ep1" / "new" / "x.json")
+    reports: dict[Path, str | None] = {}
+    assert 3 == index.rebuild(root, report=reports.__setitem__)
+    assert {"A1", "A2", "A3"} == {m.id for m in index.get_by_endpoint("ep1")}
+    assert (reports[root / "ep1" / "new" / "x.json"] or "").startswith("unreadable:")
+
+
+def test_the_same_id_under_two_endpoints_is_reported(index: RelayIndex, tmp_path: Path) -> None:
+    """One id in two endpoints: indexed once, from the first, and the other is reported."""
+    root = tmp_path / "mailboxes"
+    write(root, "ep1", "new", "D1.json", envelope("D1"))
+    write(root, "ep2", "cur", "D1.json", envelope("D1"))
+    reports: dict[Path, str | None] = {}
+    assert 1 == index.rebuild(root, report=reports.__setitem__)
+    found = index.get_message("D1")
+    assert ("ep1", "pending") == (found.endpoint_hash, found.status) if found else None
+    assert None is reports[root / "ep1" / "new" / "D1.json"]
+    assert (reports[root / "ep2" / "cur" / "D1.json"] or "").startswith("duplicate id:")
+
+
+def test_rows_written_during_the_scan_are_kept(index: RelayIndex, tmp_path: Path) -> None:
+    """A message a relay writes (file, then row) while the tree is read survives the rebuild."""
+    root = tmp_path / "mailboxes"
+    for number in range(5):
+        write(root, "ep1", "new", f"{message(number).id}.json", envelope(message(number).id))
+    live = message(99)
+    gone = message(98)
+    index.insert_message(gone.id, gone.subject, "ep1", created_at=gone.created_at)
+
+    def relay_writes_meanwhile(path: Path, reason: str | None) -> None:
+        if path.name.startswith(message(0).id):  # the first file read
+            write(root, "ep1", "new", f"{live.id}.json", envelope(live.id))
+            index.insert_message(live.id, "relay.agent.x", "ep1", created_at=live.created_at)
+
+    assert 6 == index.rebuild(root, report=relay_writes_meanwhile)
+    ids = {m.id for m in index.get_by_endpoint("ep1")}
+    assert {message(n).id for n in (*range(5), 99)} == ids  # 98 had no file: removed
+
+
+def test_a_file_moved_during_the_scan_is_indexed_where_it_ends(
+    index: RelayIndex, tmp_path: Path
+) -> None:
+    """A message moved from new/ to cur/ while the tree is read gets its later status."""
+    root = tmp_path / "mailboxes"
+    first = write(root, "ep1", "new", "M1.json", envelope("M1"))
+    write(root, "ep1", "new", "M2.json", envelope("M2"))
+
+    def deliver_m2_meanwhile(path: Path, reason: str | None) -> None:
+        if path == first:
+            moved = root / "ep1" / "cur" / "M2.json"
+            moved.parent.mkdir(exist_ok=True)
+            (root / "ep1" / "new" / "M2.json").rename(moved)
+
+    assert 2 == index.rebuild(root, report=deliver_m2_meanwhile)
+    found = index.get_message("M2")
+    assert "delivered" == (found.status if found else None)

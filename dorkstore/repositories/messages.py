@@ -82,7 +82,8 @@ QUERY_MESSAGES = StatementFamily(_query_messages, into=RelayMessage.to_record)
 DELETE_EXPIRED = Statement(
     lambda: RelayMessage.delete().where(RelayMessage.expires_at < slot("now"))
 )
-DELETE_ALL = Statement(RelayMessage.delete)
+DELETE_MESSAGE = Statement(lambda: RelayMessage.delete().where(RelayMessage.id == slot("id")))
+ALL_IDS = Statement(lambda: RelayMessage.select(RelayMessage.id))
 COUNT_BY_STATUS = Statement(
     lambda: RelayMessage.select(RelayMessage.status, _COUNT.alias("count")).group_by(
         RelayMessage.status
@@ -229,18 +230,24 @@ class RelayIndex(Repository):
         *,
         report: Callable[[Path, str | None], None] | None = None,
     ) -> int:
-        """Replace the whole index with the Maildir tree's messages; return how many.
+        """Make the index hold exactly the Maildir tree's messages; return how many it holds.
 
-        The tree is read first, then the index is replaced in one transaction, so
-        a failure or a kill midway leaves the previous index intact. Messages
-        indexed by other writers while the tree is read are replaced too, with
-        what the files say. A file that cannot be read or parsed is skipped and
-        logged at WARNING; `report`, if given, is called with each message
-        file's path and None (indexed) or the reason it was skipped
-        (``"<kind>: <detail>"``, kind one of unreadable, not JSON, not a JSON
-        object, id mismatch, invalid envelope; an unreadable folder is reported
-        once, as its path). Raises ValidationError if the root is not a
-        readable directory.
+        The tree is read and parsed first, without a lock. Then, in one
+        transaction holding the write lock, the folders are listed again:
+        files that appeared or moved meanwhile are read too, every message
+        whose envelope file exists is written, and a row is deleted only when
+        no envelope file for it exists any more (or its file cannot be
+        indexed). So a relay writing beside the rebuild loses nothing, and a
+        failure or a kill leaves the previous index intact.
+
+        A file that cannot be read or parsed is skipped and logged at WARNING;
+        `report`, if given, is called with each message file's path and None
+        (indexed) or the reason it was skipped (``"<kind>: <detail>"``, kind
+        one of unreadable, not JSON, not a JSON object, id mismatch, invalid
+        envelope, duplicate id; an unreadable folder is reported once, as its
+        path). The same message id under two endpoints is indexed from the
+        first (in path order) and reported for the others. Raises
+        ValidationError if the root is not a readable directory.
         """
         root = Path(check.canonical_path(maildir_root, "maildir_root"))
         try:
@@ -249,23 +256,20 @@ class RelayIndex(Repository):
             raise ValidationError(f"cannot use maildir_root {root}: {exc.strerror}") from exc
         if not is_directory:
             raise ValidationError(f"maildir_root {root} is not a directory")
-        rows = []
-        for path, status, problem in message_files(root):
-            try:
-                if problem:
-                    raise MalformedFileError(problem)
-                rows.append(envelope_row(path, status))
-            except MalformedFileError as exc:
-                logger.warning("skipping %s: %s", path, exc)
-                if report:
-                    report(path, str(exc))
-                continue
-            if report:
-                report(path, None)
+        scan = _Scan(report)
+        read = {
+            path: scan.read(path, status, problem) for path, status, problem in message_files(root)
+        }
         with write_transaction():
-            DELETE_ALL.run()
-            UPSERT_MESSAGE.many(rows)
-            return int(COUNT_MESSAGES.scalar())
+            rows: dict[str, dict[str, Any]] = {}
+            for path, status, problem in message_files(root):  # again, under the lock
+                row = read[path] if path in read else scan.read(path, status, problem)
+                if row is not None:
+                    rows[row["id"]] = row  # a later folder (cur/ after new/) wins
+            UPSERT_MESSAGE.many(rows.values())
+            indexed = {row["id"] for row in ALL_IDS.all()}
+            DELETE_MESSAGE.many({"id": id} for id in indexed - rows.keys())
+            return len(rows)
 
     @guarded
     def get_metrics(self) -> RelayMetrics:
@@ -284,3 +288,32 @@ class RelayIndex(Repository):
     def is_wal_mode(self) -> bool:
         """Return True when the database runs in write-ahead-log mode."""
         return current().is_wal_mode(current_database())
+
+
+class _Scan:
+    """Reads envelope files for a rebuild, reporting each file once."""
+
+    def __init__(self, report: Callable[[Path, str | None], None] | None) -> None:
+        self.report = report
+        self._first_path: dict[str, Path] = {}
+
+    def read(self, path: Path, status: str, problem: str | None) -> dict[str, Any] | None:
+        """Return the row of one envelope file, or None after reporting why it was skipped.
+
+        The same id under a second endpoint is skipped: one id, one message.
+        """
+        try:
+            if problem:
+                raise MalformedFileError(problem)
+            row = envelope_row(path, status)
+            first = self._first_path.setdefault(row["id"], path)
+            if first.parent.parent != path.parent.parent:
+                raise MalformedFileError(f"duplicate id: also in {first}")
+        except MalformedFileError as exc:
+            logger.warning("skipping %s: %s", path, exc)
+            if self.report:
+                self.report(path, str(exc))
+            return None
+        if self.report:
+            self.report(path, None)
+        return row

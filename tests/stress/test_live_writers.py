@@ -1,0 +1,98 @@
+"""Operators' commands beside a live writer in another process, with exact counts after."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dorkstore
+
+pytestmark = pytest.mark.stress
+
+FILES = 30_000
+
+
+def envelope(message_id: str) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "subject": "relay.live",
+        "from": "agent-live",
+        "budget": {"ttl": 0},
+        "createdAt": "2026-02-25T14:03:07.123Z",
+        "payload": {},
+    }
+
+
+def deliver(root: Path, endpoint: str, folder: str, message_id: str) -> Path:
+    """Write an envelope as a relay does: into tmp/, then renamed into place."""
+    final = root / endpoint / folder / f"{message_id}.json"
+    scratch = root / endpoint / "tmp" / f"{message_id}.json"
+    scratch.write_text(json.dumps(envelope(message_id)))
+    scratch.rename(final)
+    return final
+
+
+def live_relay(path: str, root: str, started: Any, stop: Any, written: Any) -> None:
+    """Write envelopes and index them (file first, then row), moving every third to cur/."""
+    dorkstore.init_db(path)
+    relay, mailboxes = dorkstore.RelayIndex(), Path(root)
+    number = 0
+    started.set()
+    while not stop.is_set():
+        message_id = f"LIVE{number:08d}"
+        new = deliver(mailboxes, "live", "new", message_id)
+        relay.insert_message(message_id, "relay.live", "live")
+        if number % 3 == 0:
+            new.rename(mailboxes / "live" / "cur" / new.name)
+            relay.update_status(message_id, "delivered")
+        number += 1
+        written.value = number
+
+
+def files_on_disk(root: Path) -> dict[str, str]:
+    status = {"new": "pending", "cur": "delivered", "failed": "failed"}
+    return {
+        path.stem: status[path.parent.name]
+        for path in root.glob("*/*/*.json")
+        if path.parent.name in status
+    }
+
+
+def test_rebuild_beside_a_live_relay_keeps_every_message(tmp_path: Path) -> None:
+    """Every envelope on disk is in the index after a rebuild that a relay wrote through."""
+    root, db_path = tmp_path / "mailboxes", tmp_path / "dork.db"
+    for endpoint in ("old", "live"):
+        for folder in ("tmp", "new", "cur", "failed"):
+            (root / endpoint / folder).mkdir(parents=True)
+    for number in range(FILES):
+        deliver(root, "old", "new" if number % 2 else "cur", f"OLD{number:08d}")
+    dorkstore.init_db(db_path)
+    context = multiprocessing.get_context("spawn")
+    started, stop, written = context.Event(), context.Event(), context.Value("q", 0)
+    writer = context.Process(
+        target=live_relay, args=(str(db_path), str(root), started, stop, written)
+    )
+    writer.start()
+    try:
+        assert started.wait(60)
+        before = written.value
+        dorkstore.RelayIndex().rebuild(root)
+        during = written.value - before
+    finally:
+        stop.set()
+        writer.join(60)
+    assert 0 == writer.exitcode
+    assert during > 0, "the relay wrote nothing while the index was rebuilt"
+    rows = {
+        message.id: message.status
+        for endpoint in ("old", "live")
+        for message in dorkstore.RelayIndex().get_by_endpoint(endpoint)
+    }
+    on_disk = files_on_disk(root)
+    assert FILES + written.value == len(on_disk)
+    assert on_disk == rows
+    dorkstore.close_db()
