@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from dorkstore import admin
 from dorkstore.backends.sqlite import MEMORY
 from dorkstore.db import close_db, default_path, init_db, migrate_db
 from dorkstore.errors import DatabaseError, DorkstoreError
-from dorkstore.legacy import import_legacy
+from dorkstore.legacy import count_legacy_rows, import_legacy
 from dorkstore.maildir import message_files
 from dorkstore.migrate import check_migrations as find_missing_migration
 from dorkstore.repositories.messages import RelayIndex
@@ -180,9 +180,15 @@ def rebuild_index(target: _Target, maildir: Path) -> None:
 )
 @click.pass_obj
 def import_legacy_command(target: _Target, source: Path | None) -> None:
-    """Copy the old pulse, relay and mesh databases and schedules.json in, once."""
+    """Copy the old pulse, relay and mesh databases and schedules.json in, once.
+
+    Rows are copied in short transactions, so a running server keeps writing;
+    running it again adds nothing, and completes an import that was interrupted.
+    """
     target.open(migrate=True)
-    for line in import_legacy(source).lines():
+    with _bar(lambda: count_legacy_rows(source), "importing") as advance:
+        report = import_legacy(source, progress=advance)
+    for line in report.lines():
         click.echo(line)
 
 
@@ -228,12 +234,21 @@ def _describe(exc: Exception) -> str:
 @contextmanager
 def _progress(maildir: Path) -> Iterator[Any]:
     """Yield a function to call per file: a progress bar on a terminal, nothing otherwise."""
-    if not sys.stdout.isatty() or not maildir.is_dir():
+    if not maildir.is_dir():
         yield lambda: None
         return
-    total = sum(1 for _ in message_files(maildir))
-    with click.progressbar(length=total, label="indexing") as bar:
-        yield lambda: bar.update(1)
+    with _bar(lambda: sum(1 for _ in message_files(maildir)), "indexing") as advance:
+        yield lambda: advance(1)
+
+
+@contextmanager
+def _bar(total: Callable[[], int], label: str) -> Iterator[Callable[[int], None]]:
+    """Yield a function advancing a progress bar by n steps: on a terminal only."""
+    if not sys.stdout.isatty():
+        yield lambda _steps: None
+        return
+    with click.progressbar(length=total(), label=label) as bar:
+        yield bar.update
 
 
 def _error(message: str) -> None:

@@ -8,12 +8,21 @@ be at an older version of its own schema: columns are read if they exist.
 - Old files are opened read-only (``mode=ro``) and never changed; no file is
   created beside them unless a ``-wal`` file already exists (see
   `dorkstore.sqlite_files.open_read_only`).
-- Everything is imported in one transaction: a failure or a kill imports nothing.
-- Rows whose key is already present are left alone, so a second import adds
-  nothing; the report counts them as present.
-- Schedule and run ids that are not ULIDs become ULIDs whose time part is the
-  row's creation time and whose random part is derived from the old id, so the
-  mapping is deterministic and runs keep pointing at their schedules.
+- The import streams: rows are read, checked and written in batches, each in
+  its own short transaction holding the write lock, so a live server keeps
+  writing beside it and memory stays flat however big the old files are.
+- It is idempotent: a row whose key is already present is left alone and
+  counted as present, so running it again adds nothing, and an interrupted
+  import completes on the next run.
+- Each row that cannot be imported (a bad value of any kind) is skipped and
+  reported with its table, key and reason; the others are imported.
+- Schedule and run ids that are not ULIDs become ULIDs whose random part is
+  a hash of the old id and whose time part is the row's own recorded creation
+  time (the epoch when it has none): a pure function of the old row, so runs
+  keep pointing at their schedules and edits or ``touch`` change nothing. A
+  schedule or run is present when a row with the same random part exists, so
+  ids made by earlier releases (which took a missing time from the file's
+  mtime) are recognised too.
 - Old timestamps are ISO strings or epoch milliseconds; an ISO string without
   an offset is taken as UTC (the old tools wrote UTC).
 """
@@ -23,11 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +49,7 @@ from dorkstore import sqlite_files
 from dorkstore import validation as check
 from dorkstore.backends import guarded, write_transaction
 from dorkstore.db import default_path
-from dorkstore.errors import DatabaseError, ValidationError
+from dorkstore.errors import ValidationError
 from dorkstore.models import (
     AgentDenial,
     MeshAgent,
@@ -56,12 +67,19 @@ from dorkstore.records import (
     SCHEDULE_STATUSES,
     TRACE_STATUSES,
 )
+from dorkstore.statements import StatementFamily, assign, const, slot
 from dorkstore.timestamps import EPOCH, Clock, format_timestamp, parse_timestamp, utc_now
 
-__all__ = ["ImportReport", "import_legacy", "legacy_ulid"]
+__all__ = ["ImportReport", "count_legacy_rows", "import_legacy", "legacy_ulid"]
 
-#: Rows per INSERT in the import.
-_BATCH = 500
+#: Old rows per batch, and so per transaction (a few tens of milliseconds each).
+BATCH = 5000
+#: The random part of a ULID: its last 16 characters.
+_RANDOM = slice(10, None)
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+OldDatabase = sqlite_files.ReadOnlyConnection
+Progress = Callable[[int], None]
 
 
 @dataclass
@@ -88,13 +106,13 @@ class _SkipError(Exception):
     """An old row that cannot be imported; the message says why."""
 
 
-def legacy_ulid(old_id: str, created: datetime) -> str:
-    """Return `old_id` if it is a ULID, else a ULID made from `created` and a hash of `old_id`."""
+def legacy_ulid(old_id: str, created: datetime | None) -> str:
+    """Return `old_id` if it is a ULID, else a ULID of `created` (or the epoch) and a hash of it."""
     try:
         return str(ULID.from_str(old_id))
     except ValueError:
         pass
-    milliseconds = (created - EPOCH) // timedelta(milliseconds=1)
+    milliseconds = 0 if created is None else (created - EPOCH) // timedelta(milliseconds=1)
     milliseconds = min(max(milliseconds, 0), 2**48 - 1)
     randomness = hashlib.sha256(old_id.encode("utf-8", "surrogatepass")).digest()[:10]
     return str(ULID.from_bytes(milliseconds.to_bytes(6, "big") + randomness))
@@ -102,39 +120,64 @@ def legacy_ulid(old_id: str, created: datetime) -> str:
 
 @guarded
 def import_legacy(
-    source: str | os.PathLike[str] | None = None, *, clock: Clock | None = None
+    source: str | os.PathLike[str] | None = None,
+    *,
+    clock: Clock | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Copy the old databases under `source` (default: DORK_HOME) into `dorkstore.database`.
 
-    `clock` (default: the real clock) dates a denial the old database did not
-    date. Returns the report; raises DatabaseError when an old file is not a
+    `clock` (default: the real clock) dates the rows the old databases left
+    undated (a denial without ``denied_at``). `progress`, if given, is called
+    with the number of old rows each batch handled (`count_legacy_rows` is the
+    total). Returns the report; raises DatabaseError when an old file is not a
     readable SQLite database, and ValidationError when `source` is not a directory.
     """
+    home = _home(source)
+    job = _Job(ImportReport(), format_timestamp((clock or utc_now)()), progress)
+    schedule_ids = _import_schedules(job, home / "schedules.json")
+    with _old_database(home / "pulse.db", job.report) as pulse:
+        if pulse:
+            _import_runs(job, pulse, schedule_ids)
+    with _old_database(home / "relay" / "index.db", job.report) as relay:
+        if relay:
+            _import_messages(job, relay)
+            _import_traces(job, relay)
+    with _old_database(home / "mesh" / "mesh.db", job.report) as mesh:
+        if mesh:
+            _import_agents(job, mesh)
+            _import_denials(job, mesh)
+            _import_buckets(job, mesh)
+    return job.report
+
+
+@guarded
+def count_legacy_rows(source: str | os.PathLike[str] | None = None) -> int:
+    """Return how many old rows `import_legacy(source)` would read (for a progress bar)."""
+    home = _home(source)
+    total = len(_read_schedules(home / "schedules.json", ImportReport()))
+    for path, tables in _OLD_TABLES.items():
+        with _old_database(home / path, ImportReport()) as old:
+            if old:
+                total += sum(sqlite_files.count_rows(old, table) for table in tables)
+    return total
+
+
+_OLD_TABLES = {
+    "pulse.db": ("runs",),
+    "relay/index.db": ("messages", "message_traces"),
+    "mesh/mesh.db": ("agents", "denials", "budget_counters"),
+}
+
+
+def _home(source: str | os.PathLike[str] | None) -> Path:
     home = Path(check.canonical_path(source, "source")) if source else default_path().parent
     if not home.is_dir():
         raise ValidationError(f"{home} is not a directory")
-    report = ImportReport()
-    now = format_timestamp((clock or utc_now)())
-    with write_transaction():
-        schedule_ids = _import_schedules(home / "schedules.json", report)
-        with _old_database(home / "pulse.db", report) as pulse:
-            if pulse:
-                _import_runs(pulse, schedule_ids, report)
-        with _old_database(home / "relay" / "index.db", report) as relay:
-            if relay:
-                _import_messages(relay, report)
-                _import_traces(relay, report)
-        with _old_database(home / "mesh" / "mesh.db", report) as mesh:
-            if mesh:
-                _import_agents(mesh, report)
-                _import_denials(mesh, report, now)
-                _import_buckets(mesh, report)
-    return report
+    return home
 
 
 # --- reading the old files ------------------------------------------------------------
-
-OldDatabase = sqlite_files.ReadOnlyConnection
 
 
 @contextmanager
@@ -148,17 +191,13 @@ def _old_database(path: Path, report: ImportReport) -> Iterator[OldDatabase | No
         yield connection
 
 
-def _rows(connection: OldDatabase, table: str, columns: list[str]) -> Iterator[dict[str, Any]]:
-    return sqlite_files.read_table(connection, table, columns)
-
-
 def _time(value: object, name: str) -> str | None:
     """Normalise an old timestamp: ISO (no offset means UTC), epoch ms, or None."""
     if value is None or value == "":
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         value = int(value)
     try:
         if isinstance(value, str):
@@ -167,8 +206,8 @@ def _time(value: object, name: str) -> str | None:
                 moment = moment.replace(tzinfo=UTC)
             return format_timestamp(moment)
         return parse_timestamp(value, name, epoch_ms=True)
-    except (ValueError, ValidationError) as exc:
-        raise _SkipError(f"{name} {value!r} is not a timestamp") from exc
+    except (ValueError, OverflowError) as exc:  # ValidationError is a ValueError
+        raise _SkipError(f"{name} {_shown(value)} is not a timestamp") from exc
 
 
 def _required_time(value: object, name: str) -> str:
@@ -192,130 +231,258 @@ def _optional_text(value: object, name: str) -> str | None:
         raise _SkipError(str(exc)) from exc
 
 
-def _convert(
-    rows: Iterator[dict[str, Any]],
-    convert: Callable[[dict[str, Any]], dict[str, Any]],
-    what: str,
-    key: str,
-    report: ImportReport,
-) -> list[dict[str, Any]]:
-    """Convert old rows, reporting each one that cannot be imported."""
-    converted = []
-    for row in rows:
-        try:
-            converted.append(convert(row))
-        except _SkipError as exc:
-            report.skipped.append((f"{what} {row.get(key)!r}", str(exc)))
-    return converted
+def _count(value: object, name: str) -> int | None:
+    """Return a non-negative 64-bit int, None for None; a bool or anything else is skipped."""
+    if value is None:
+        return None
+    try:
+        return check.integer(value, name, minimum=0)
+    except ValidationError as exc:
+        raise _SkipError(str(exc)) from exc
 
 
-def _insert(
-    model: type[pw.Model], rows: list[dict[str, Any]], report: ImportReport, what: str, key: str
-) -> None:
-    """Insert rows whose `key` is new; count them, those already present, and clashes.
+def _shown(value: object) -> str:
+    """Return a short repr of a hostile value, for a report line."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
-    A row whose key exists is present (a second import). A row that another
-    unique column refuses (two old agents on one project_path), or that repeats
-    a key earlier in the same import, is skipped and reported, never dropped quietly.
+
+# --- writing, in batches ------------------------------------------------------------------
+
+#: Inserts every given column; a row a unique key refuses is left out (ON CONFLICT DO
+#: NOTHING, unlike OR IGNORE, still fails on a NOT NULL or CHECK violation).
+INSERT_NEW = StatementFamily(
+    lambda shape: shape[0].insert(assign(shape[0], shape[1])).on_conflict(action="NOTHING")
+)
+
+
+def _existing_keys(shape: tuple[type[pw.Model], tuple[str, ...], int]) -> pw.Node:
+    """SELECT the key columns of the rows whose key is one of `count` slots."""
+    model, names, count = shape
+    columns = [model._meta.columns[name] for name in names]
+    if len(columns) == 1:
+        wanted = columns[0].in_([slot(f"k{n}") for n in range(count)])
+    else:
+        wanted = pw.Tuple(*columns).in_(
+            [pw.Tuple(*(slot(f"k{n}_{i}") for i in range(len(columns)))) for n in range(count)]
+        )
+    return model.select(*columns).where(wanted)
+
+
+EXISTING_KEYS = StatementFamily(_existing_keys)
+#: Rows whose id ends with one of `count` random parts: a schedule or run imported before.
+EXISTING_RANDOM_PARTS = StatementFamily(
+    lambda shape: (
+        shape[0]
+        .select(shape[0].id)
+        .where(pw.fn.SUBSTR(shape[0].id, const(11)).in_([slot(f"k{n}") for n in range(shape[1])]))
+    )
+)
+
+
+@dataclass
+class _Job:
+    """One import: its report, the time it started and its progress callback."""
+
+    report: ImportReport
+    now: str
+    progress: Progress | None
+
+
+@dataclass
+class _Table:
+    """How one old table is imported: its key, how a row converts, where it goes."""
+
+    model: type[pw.Model]
+    what: str
+    key: tuple[str, ...]
+    #: Returns the key of an old row cheaply, before converting it (may raise _SkipError).
+    key_of: Callable[[dict[str, Any]], tuple[Any, ...]]
+    convert: Callable[[dict[str, Any]], dict[str, Any]]
+    #: Another unique column may refuse a new row (two agents on one project_path).
+    other_unique: bool = False
+    #: Keys are random parts of ids, matched with SUBSTR (schedules and runs).
+    by_random_part: bool = False
+
+
+def _stream(
+    job: _Job, table: _Table, rows: Iterable[dict[str, Any]], *, remember: bool = False
+) -> dict[tuple[Any, ...], str]:
+    """Import `rows` batch by batch, one transaction each.
+
+    With `remember`, return key -> stored id of every row imported or present
+    (schedules: their runs need the ids); otherwise nothing is kept, so memory
+    does not grow with the old table.
     """
-    table = model._meta.table_name
-    names = key.split("+")
-    columns = [getattr(model, name) for name in names]
-    for start in range(0, len(rows), _BATCH):
-        batch = rows[start : start + _BATCH]
-        keys = [tuple(row[name] for name in names) for row in batch]
-        before = _existing(columns, keys)
-        model.insert_many(batch).on_conflict_ignore().execute()
-        after = _existing(columns, keys)
-        seen: set[tuple[Any, ...]] = set()
-        for row, row_key in zip(batch, keys, strict=True):
-            label = f"{what} {row_key[0] if len(row_key) == 1 else row_key!r}"
-            if row_key in before:
-                report.present[table] += 1
-            elif row_key in seen or row_key not in after:
-                report.skipped.append((label, _clash(model, row, row_key in seen)))
-            else:
-                report.imported[table] += 1
-            seen.add(row_key)
+    stored: dict[tuple[Any, ...], str] = {}
+    iterator = iter(rows)
+    while batch := list(islice(iterator, BATCH)):
+        with write_transaction():
+            kept = _import_batch(job.report, table, batch)
+        if remember:
+            stored |= kept
+        if job.progress:
+            job.progress(len(batch))
+    return stored
 
 
-def _existing(columns: list[pw.Field], keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-    """Return which of `keys` (values of `columns`) are in the table."""
-    model = columns[0].model
-    target = columns[0] if len(columns) == 1 else pw.Tuple(*columns)
-    values = [k[0] for k in keys] if len(columns) == 1 else [pw.Tuple(*k) for k in keys]
-    found = model.select(*columns).where(target.in_(values)).tuples()
-    return {tuple(row) for row in found}
+def _import_batch(
+    report: ImportReport, table: _Table, batch: list[dict[str, Any]]
+) -> dict[tuple[Any, ...], str]:
+    """Import one batch of old rows; return key -> id of each imported or present row."""
+    name = table.model._meta.table_name
+    keyed: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for old in batch:
+        try:
+            key = table.key_of(old)
+        except _SkipError as exc:
+            report.skipped.append((f"{table.what} {_label(old, table)}", str(exc)))
+            continue
+        if key in keyed:
+            report.skipped.append(
+                (f"{table.what} {_label(old, table)}", "the old database holds it twice; "
+                 "the first was imported")
+            )  # fmt: skip
+            continue
+        keyed[key] = old
+    present = _present(table, list(keyed))
+    report.present[name] += len(present)
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for key, old in keyed.items():
+        if key in present:
+            continue
+        try:
+            rows[key] = _converted(table, old)
+        except _SkipError as exc:
+            report.skipped.append((f"{table.what} {_label(old, table)}", str(exc)))
+    if rows:
+        columns = tuple(next(iter(rows.values())))
+        INSERT_NEW[(table.model, columns)].many(rows.values())
+    inserted = set(rows)
+    if table.other_unique and rows:
+        inserted = set(_present(table, list(rows)))
+        for key in rows.keys() - inserted:
+            report.skipped.append((f"{table.what} {_label(keyed[key], table)}", _clash(rows[key])))
+    report.imported[name] += len(inserted)
+    return present | {key: rows[key].get("id", "") for key in inserted}
 
 
-def _clash(model: type[pw.Model], row: dict[str, Any], repeated: bool) -> str:
-    if repeated:
-        return "the old database holds it twice; the first was imported"
-    if model is MeshAgent:
+def _converted(table: _Table, old: dict[str, Any]) -> dict[str, Any]:
+    """Convert an old row; any bad value (a type, a size, a depth) is a _SkipError."""
+    try:
+        return table.convert(old)
+    except _SkipError:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise _SkipError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _present(table: _Table, keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], str]:
+    """Return key -> stored id (or "") for the keys already in the table."""
+    if not keys:
+        return {}
+    if table.by_random_part:
+        values = {f"k{n}": key[0] for n, key in enumerate(keys)}
+        found = EXISTING_RANDOM_PARTS[(table.model, len(keys))].all(**values)
+        return {(row["id"][_RANDOM],): row["id"] for row in found}
+    if len(table.key) == 1:
+        values = {f"k{n}": key[0] for n, key in enumerate(keys)}
+    else:
+        values = {f"k{n}_{i}": part for n, key in enumerate(keys) for i, part in enumerate(key)}
+    found = EXISTING_KEYS[(table.model, table.key, len(keys))].all(**values)
+    return {tuple(row[name] for name in table.key): "" for row in found}
+
+
+def _label(old: dict[str, Any], table: _Table) -> str:
+    return _shown(old.get(table.key[0]))
+
+
+def _clash(row: dict[str, Any]) -> str:
+    if "project_path" in row:
         return f"project_path {row['project_path']!r} belongs to another agent"
     return "another row already holds one of its unique values"
+
+
+def _random_part(old_id: object) -> tuple[str]:
+    """Return the key of a schedule or run: the random part of the ULID its old id maps to."""
+    return (legacy_ulid(_text(old_id, "id"), None)[_RANDOM],)
+
+
+def _stored_id(row_id: str, created: str | None) -> str:
+    return legacy_ulid(row_id, None if created is None else datetime.fromisoformat(created))
 
 
 # --- the tables -------------------------------------------------------------------------
 
 
-def _import_schedules(path: Path, report: ImportReport) -> dict[str, str]:
-    """Import schedules.json; return old id -> new id for every schedule kept."""
+def _read_schedules(path: Path, report: ImportReport) -> list[Any]:
+    """Return schedules.json's array; report the file and return [] when it cannot be used."""
     if not path.is_file():
         report.missing.append(str(path))
-        return {}
+        return []
     try:
-        schedules = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise DatabaseError(f"cannot read {path}: {exc}") from exc
+        schedules = json.loads(path.read_bytes(), parse_constant=_refuse_constant)
+    except (OSError, ValueError, RecursionError) as exc:
+        report.skipped.append((str(path), f"cannot read it: {type(exc).__name__}: {exc}"))
+        return []
     if not isinstance(schedules, list):
-        raise DatabaseError(f"{path} does not hold a JSON array of schedules")
-    fallback = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    ids: dict[str, str] = {}
+        report.skipped.append((str(path), "it does not hold a JSON array of schedules"))
+        return []
+    return schedules
 
-    def convert(old: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(old, dict):
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _import_schedules(job: _Job, path: Path) -> dict[str, str]:
+    """Import schedules.json; return old id -> stored id for every schedule kept."""
+    rows = [
+        old if isinstance(old, dict) else {"id": None, "not an object": old}
+        for old in _read_schedules(path, job.report)
+    ]
+
+    def key_of(old: dict[str, Any]) -> tuple[str]:
+        if "not an object" in old:
             raise _SkipError("not a JSON object")
-        old_id = _text(old.get("id"), "id")
-        created = _time(old.get("createdAt"), "createdAt") or _time(
-            old.get("updatedAt"), "updatedAt"
-        )
-        created = created or format_timestamp(fallback)
-        status = old.get("status") or "active"
-        if status not in SCHEDULE_STATUSES:
-            raise _SkipError(f"status {status!r} is unknown")
-        enabled = old.get("enabled", True)
-        if enabled not in (True, False, 0, 1):
-            raise _SkipError(f"enabled {enabled!r} is not a boolean")
-        max_runtime = old.get("maxRuntime")
-        if max_runtime is not None and (
-            not isinstance(max_runtime, int) or isinstance(max_runtime, bool) or max_runtime < 0
-        ):
-            raise _SkipError(f"maxRuntime {max_runtime!r} is not milliseconds")
-        new_id = legacy_ulid(old_id, datetime.fromisoformat(created))
-        row = {
-            "id": new_id,
-            "name": _text(old.get("name"), "name"),
-            "description": _optional_text(old.get("description"), "description"),
-            "cron": _text(old.get("cron"), "cron"),
-            "timezone": _optional_text(old.get("timezone"), "timezone") or "UTC",
-            "prompt": _text(old.get("prompt"), "prompt"),
-            "cwd": _optional_text(old.get("cwd"), "cwd"),
-            "enabled": bool(enabled),
-            "max_runtime": max_runtime,
-            "permission_mode": _optional_text(old.get("permissionMode"), "permissionMode")
-            or "acceptEdits",
-            "status": status,
-            "created_at": created,
-            "updated_at": _time(old.get("updatedAt"), "updatedAt") or created,
-        }
-        # Only now that every field converted: a skipped schedule's runs must be skipped too.
-        ids[old_id] = new_id
-        return row
+        return _random_part(old.get("id"))
 
-    rows = _convert(iter(schedules), convert, "schedule", "id", report)
-    _insert(PulseSchedule, rows, report, "schedule", "id")
-    return ids
+    table = _Table(PulseSchedule, "schedule", ("id",), key_of, _schedule, by_random_part=True)
+    stored = _stream(job, table, rows, remember=True)
+    by_part = {key[0]: stored_id for key, stored_id in stored.items()}
+    return {
+        old["id"]: by_part[legacy_ulid(old["id"], None)[_RANDOM]]
+        for old in rows
+        if isinstance(old.get("id"), str) and legacy_ulid(old["id"], None)[_RANDOM] in by_part
+    }
+
+
+def _schedule(old: dict[str, Any]) -> dict[str, Any]:
+    created = _time(old.get("createdAt"), "createdAt")
+    status = old.get("status") or "active"
+    if status not in SCHEDULE_STATUSES:
+        raise _SkipError(f"status {_shown(status)} is unknown")
+    enabled = old.get("enabled", True)
+    if not isinstance(enabled, bool | int) or enabled not in (True, False, 0, 1):
+        raise _SkipError(f"enabled {_shown(enabled)} is not a boolean")
+    updated = _time(old.get("updatedAt"), "updatedAt")
+    stamp = created or updated or format_timestamp(EPOCH)
+    return {
+        "id": _stored_id(_text(old.get("id"), "id"), created),
+        "name": _text(old.get("name"), "name"),
+        "description": _optional_text(old.get("description"), "description"),
+        "cron": _text(old.get("cron"), "cron"),
+        "timezone": _optional_text(old.get("timezone"), "timezone") or "UTC",
+        "prompt": _text(old.get("prompt"), "prompt"),
+        "cwd": _optional_text(old.get("cwd"), "cwd"),
+        "enabled": bool(enabled),
+        "max_runtime": _count(old.get("maxRuntime"), "maxRuntime"),
+        "permission_mode": _optional_text(old.get("permissionMode"), "permissionMode")
+        or "acceptEdits",
+        "status": status,
+        "created_at": stamp,
+        "updated_at": updated or stamp,
+    }
 
 
 RUN_COLUMNS = [
@@ -324,29 +491,26 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 
 
-def _import_runs(pulse: OldDatabase, schedule_ids: dict[str, str], report: ImportReport) -> None:
+def _import_runs(job: _Job, pulse: OldDatabase, schedule_ids: dict[str, str]) -> None:
     def convert(old: dict[str, Any]) -> dict[str, Any]:
         schedule_id = schedule_ids.get(old["schedule_id"])
         if schedule_id is None:
             raise _SkipError(
-                f"its schedule {old['schedule_id']!r} is not in schedules.json or was skipped"
+                f"its schedule {_shown(old['schedule_id'])} is not in schedules.json or was skipped"
             )
         created = _required_time(old["created_at"] or old["started_at"], "created_at")
         status, trigger = old["status"], old["trigger"] or "scheduled"
         if status not in RUN_STATUSES:
-            raise _SkipError(f"status {status!r} is unknown")
+            raise _SkipError(f"status {_shown(status)} is unknown")
         if trigger not in RUN_TRIGGERS:
-            raise _SkipError(f"trigger {trigger!r} is unknown")
-        duration = old["duration_ms"]
-        if duration is not None and (not isinstance(duration, int) or duration < 0):
-            raise _SkipError(f"duration_ms {duration!r} is not milliseconds")
+            raise _SkipError(f"trigger {_shown(trigger)} is unknown")
         return {
-            "id": legacy_ulid(_text(old["id"], "id"), datetime.fromisoformat(created)),
-            "schedule": schedule_id,
+            "id": _stored_id(_text(old["id"], "id"), created),
+            "schedule_id": schedule_id,
             "status": status,
             "started_at": _time(old["started_at"], "started_at") or created,
             "finished_at": _time(old["finished_at"], "finished_at"),
-            "duration_ms": duration,
+            "duration_ms": _count(old["duration_ms"], "duration_ms"),
             "output": _optional_text(old["output_summary"], "output_summary"),
             "error": _optional_text(old["error"], "error"),
             "session_id": _optional_text(old["session_id"], "session_id"),
@@ -354,29 +518,33 @@ def _import_runs(pulse: OldDatabase, schedule_ids: dict[str, str], report: Impor
             "created_at": created,
         }
 
-    rows = _convert(_rows(pulse, "runs", RUN_COLUMNS), convert, "run", "id", report)
-    _insert(PulseRun, rows, report, "run", "id")
+    key_of = lambda old: _random_part(old["id"])  # noqa: E731
+    table = _Table(PulseRun, "run", ("id",), key_of, convert, by_random_part=True)
+    _stream(job, table, sqlite_files.read_table(pulse, "runs", RUN_COLUMNS))
 
 
-def _import_messages(relay: OldDatabase, report: ImportReport) -> None:
+def _import_messages(job: _Job, relay: OldDatabase) -> None:
     columns = ["id", "subject", "sender", "endpoint_hash", "status", "created_at", "ttl"]
 
     def convert(old: dict[str, Any]) -> dict[str, Any]:
-        status = MAILDIR_STATUSES.get(old["status"])
+        status = MAILDIR_STATUSES.get(old["status"]) if isinstance(old["status"], str) else None
         if status is None:
-            raise _SkipError(f"status {old['status']!r} is unknown")
+            raise _SkipError(f"status {_shown(old['status'])} is unknown")
         return {
-            "id": _text(old["id"], "id"),
+            "id": old["id"],
             "subject": _text(old["subject"], "subject"),
             "endpoint_hash": _text(old["endpoint_hash"], "endpoint_hash"),
             "sender": _optional_text(old["sender"], "sender"),
             "status": status,
             "expires_at": _time(old["ttl"], "ttl") if old["ttl"] else None,
+            "payload": None,
+            "metadata": None,
             "created_at": _required_time(old["created_at"], "created_at"),
         }
 
-    rows = _convert(_rows(relay, "messages", columns), convert, "message", "id", report)
-    _insert(RelayMessage, rows, report, "message", "id")
+    key_of = lambda old: (_text(old["id"], "id"),)  # noqa: E731
+    table = _Table(RelayMessage, "message", ("id",), key_of, convert)
+    _stream(job, table, sqlite_files.read_table(relay, "messages", columns))
 
 
 TRACE_COLUMNS = [
@@ -387,14 +555,15 @@ TRACE_COLUMNS = [
 _TRACE_METADATA = TRACE_COLUMNS[2:4] + TRACE_COLUMNS[5:7] + TRACE_COLUMNS[8:10]
 
 
-def _import_traces(relay: OldDatabase, report: ImportReport) -> None:
+def _import_traces(job: _Job, relay: OldDatabase) -> None:
     def convert(old: dict[str, Any]) -> dict[str, Any]:
-        status = LEGACY_TRACE_STATUSES.get(old["status"], old["status"])
+        status = old["status"]
+        status = LEGACY_TRACE_STATUSES.get(status, status) if isinstance(status, str) else None
         if status not in TRACE_STATUSES:
-            raise _SkipError(f"status {old['status']!r} is unknown")
-        message_id = _text(old["message_id"], "message_id")
+            raise _SkipError(f"status {_shown(old['status'])} is unknown")
+        message_id = old["message_id"]
         sent_at = _required_time(old["sent_at"], "sent_at")
-        # Columns the new table has no place for are kept as metadata.
+        # Columns the new table has no place for are kept as metadata, strict JSON only.
         metadata = {name: old[name] for name in _TRACE_METADATA if old[name] is not None}
         return {
             "id": legacy_ulid(f"trace:{message_id}", datetime.fromisoformat(sent_at)),
@@ -406,13 +575,12 @@ def _import_traces(relay: OldDatabase, report: ImportReport) -> None:
             "delivered_at": _time(old["delivered_at"], "delivered_at"),
             "processed_at": _time(old["processed_at"], "processed_at"),
             "error_message": _optional_text(old["error"], "error"),
-            "metadata": json.dumps(metadata) if metadata else None,
+            "metadata": json.dumps(metadata, allow_nan=False) if metadata else None,
         }
 
-    rows = _convert(
-        _rows(relay, "message_traces", TRACE_COLUMNS), convert, "trace", "message_id", report
-    )
-    _insert(RelayTrace, rows, report, "trace", "message_id")
+    key_of = lambda old: (_text(old["message_id"], "message_id"),)  # noqa: E731
+    table = _Table(RelayTrace, "trace", ("message_id",), key_of, convert)
+    _stream(job, table, sqlite_files.read_table(relay, "message_traces", TRACE_COLUMNS))
 
 
 AGENT_COLUMNS = [
@@ -421,22 +589,23 @@ AGENT_COLUMNS = [
 ]  # fmt: skip
 
 
-def _import_agents(mesh: OldDatabase, report: ImportReport) -> None:
+def _import_agents(job: _Job, mesh: OldDatabase) -> None:
     def convert(old: dict[str, Any]) -> dict[str, Any]:
         registered = _required_time(old["registered_at"], "registered_at")
         try:
-            capabilities = check.text_tuple(
-                json.loads(old["capabilities_json"] or "[]"), "capabilities"
-            )
-        except (ValueError, TypeError) as exc:
+            decoded = json.loads(old["capabilities_json"] or "[]", parse_constant=_refuse_constant)
+            capabilities = check.text_tuple(decoded, "capabilities")
+        except (ValueError, TypeError, RecursionError) as exc:
             raise _SkipError(f"capabilities_json is not a JSON array of strings: {exc}") from exc
         return {
-            "id": _text(old["id"], "id"),
+            "id": old["id"],
             "name": _text(old["name"], "name"),
             "runtime": _text(old["runtime"], "runtime"),
             "project_path": _text(old["project_path"], "project_path"),
             "namespace": _optional_text(old["namespace"], "namespace") or "default",
             "capabilities_json": json.dumps(capabilities),
+            "entrypoint": None,
+            "version": None,
             "description": _optional_text(old["description"], "description"),
             "approver": _optional_text(old["registered_by"], "registered_by"),
             "status": "active",
@@ -446,43 +615,49 @@ def _import_agents(mesh: OldDatabase, report: ImportReport) -> None:
             "updated_at": registered,
         }
 
-    rows = _convert(_rows(mesh, "agents", AGENT_COLUMNS), convert, "agent", "id", report)
-    _insert(MeshAgent, rows, report, "agent", "id")
+    key_of = lambda old: (_text(old["id"], "id"),)  # noqa: E731
+    table = _Table(MeshAgent, "agent", ("id",), key_of, convert, other_unique=True)
+    _stream(job, table, sqlite_files.read_table(mesh, "agents", AGENT_COLUMNS))
 
 
-def _import_denials(mesh: OldDatabase, report: ImportReport, now: str) -> None:
+def _import_denials(job: _Job, mesh: OldDatabase) -> None:
     columns = ["path", "strategy", "reason", "denied_by", "denied_at"]
 
-    def convert(old: dict[str, Any]) -> dict[str, Any]:
+    def key_of(old: dict[str, Any]) -> tuple[str]:
         try:
-            path = check.canonical_path(old["path"], "path")
+            return (check.canonical_path(old["path"], "path"),)
         except ValidationError as exc:
             raise _SkipError(str(exc)) from exc
-        denied = _time(old["denied_at"], "denied_at") or now
+
+    def convert(old: dict[str, Any]) -> dict[str, Any]:
+        (path,) = key_of(old)
+        denied = _time(old["denied_at"], "denied_at")
         return {
-            "id": legacy_ulid(f"denial:{path}", datetime.fromisoformat(denied)),
+            "id": legacy_ulid(f"denial:{path}", None if denied is None else
+                              datetime.fromisoformat(denied)),
             "path": path,
             "reason": _optional_text(old["reason"], "reason"),
             "denier": _optional_text(old["denied_by"], "denied_by"),
-            "created_at": denied,
-        }
+            "created_at": denied or job.now,
+        }  # fmt: skip
 
-    rows = _convert(_rows(mesh, "denials", columns), convert, "denial", "path", report)
-    _insert(AgentDenial, rows, report, "denial", "path")
+    table = _Table(AgentDenial, "denial", ("path",), key_of, convert)
+    _stream(job, table, sqlite_files.read_table(mesh, "denials", columns))
 
 
-def _import_buckets(mesh: OldDatabase, report: ImportReport) -> None:
+def _import_buckets(job: _Job, mesh: OldDatabase) -> None:
     columns = ["agent_id", "bucket_minute", "call_count"]
 
-    def convert(old: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return {
-                "agent_id": check.text(old["agent_id"], "agent_id"),
-                "bucket_minute": check.integer(old["bucket_minute"], "bucket_minute", minimum=0),
-                "count": check.integer(old["call_count"] or 0, "call_count", minimum=0),
-            }
-        except ValidationError as exc:
-            raise _SkipError(str(exc)) from exc
+    def key_of(old: dict[str, Any]) -> tuple[str, int]:
+        agent_id, minute = _text(old["agent_id"], "agent_id"), old["bucket_minute"]
+        if not isinstance(minute, int) or isinstance(minute, bool) or not 0 <= minute < 2**63:
+            raise _SkipError(f"bucket_minute {_shown(minute)} is not a minute")
+        return agent_id, minute
 
-    rows = _convert(_rows(mesh, "budget_counters", columns), convert, "bucket", "agent_id", report)
-    _insert(RateLimitBucket, rows, report, "bucket", "agent_id+bucket_minute")
+    def convert(old: dict[str, Any]) -> dict[str, Any]:
+        agent_id, minute = key_of(old)
+        count = _count(old["call_count"] or 0, "call_count")
+        return {"agent_id": agent_id, "bucket_minute": minute, "count": count}
+
+    table = _Table(RateLimitBucket, "bucket", ("agent_id", "bucket_minute"), key_of, convert)
+    _stream(job, table, sqlite_files.read_table(mesh, "budget_counters", columns))

@@ -23,6 +23,7 @@ __all__ = [
     "BACKUP_STAMP",
     "BUSY_TIMEOUT_MS",
     "ReadOnlyConnection",
+    "count_rows",
     "create_private_file",
     "new_backup_path",
     "open_read_only",
@@ -158,6 +159,17 @@ def read_table(
             yield dict(zip(columns, values, strict=True))
     except apsw.Error as exc:
         raise DatabaseError(f"cannot read table {table}: {exc}") from exc
+
+
+def count_rows(connection: apsw.Connection, table: str) -> int:
+    """Return how many rows `table` holds (0 when it does not exist)."""
+    if table not in read_table_names(connection):
+        return 0
+    try:
+        row = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    except apsw.Error as exc:
+        raise DatabaseError(f"cannot read table {table}: {exc}") from exc
+    return int(row[0]) if row else 0
 
 
 def unused_path(directory: Path, name: str) -> Path:

@@ -126,21 +126,21 @@ def try_consume_many(
 
 
 def import_and_hang(path: str, source: str, inside: Any) -> None:
-    """Run import_legacy but stop inside its transaction, before the last table (spawn target).
+    """Run import_legacy and hang after its first batch, until killed (spawn target).
 
-    Sets `inside` once every other table has been written, then sleeps until killed.
+    Sets `inside` once the first batch is committed, then sleeps in the progress
+    callback, between two transactions.
     """
     import time
 
     from dorkstore import legacy
 
-    def hang(*_: object) -> None:
+    def hang(_rows: int) -> None:
         inside.set()
         time.sleep(600)
 
     dorkstore.init_db(path)
-    legacy._import_buckets = hang  # type: ignore[assignment]
-    legacy.import_legacy(source)
+    legacy.import_legacy(source, progress=hang)
 
 
 def insert_denials_until(path: str, started: Any, stop: Any) -> None:

@@ -288,8 +288,11 @@ def test_a_held_migration_lock_is_one_line(db_path: Path, monkeypatch: pytest.Mo
         one_line_error(run("--db", str(db_path), "migrate"), "held")
 
 
-def test_a_held_write_lock_is_one_line(existing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_held_write_lock_is_one_line(
+    existing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A write blocked past busy_timeout by another process: one line, exit 1."""
+    home = build(tmp_path / "old")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sqlite3, sys, time\n"
          "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
@@ -300,7 +303,7 @@ def test_a_held_write_lock_is_one_line(existing: Path, monkeypatch: pytest.Monke
         assert "held\n" == holder.stdout.readline()  # type: ignore[union-attr]
         monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 200)
         one_line_error(
-            run("--db", str(existing), "import-legacy", "--from", str(existing.parent)), "locked"
+            run("--db", str(existing), "import-legacy", "--from", str(home)), "locked"
         )
     finally:
         holder.kill()
