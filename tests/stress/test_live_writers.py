@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import dorkstore
+import dorkstore.legacy
 
 pytestmark = pytest.mark.stress
 
@@ -95,4 +96,76 @@ def test_rebuild_beside_a_live_relay_keeps_every_message(tmp_path: Path) -> None
     on_disk = files_on_disk(root)
     assert FILES + written.value == len(on_disk)
     assert on_disk == rows
+    dorkstore.close_db()
+
+
+OLD_MESSAGES = (
+    300_000  # the import takes several busy timeouts: one transaction would starve the server
+)
+
+
+def old_relay_database(path: Path, count: int) -> None:
+    """An old relay/index.db with `count` messages, written with APSW (this process's SQLite)."""
+    import apsw
+
+    path.parent.mkdir(parents=True)
+    connection = apsw.Connection(str(path))
+    connection.execute(
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, subject TEXT, sender TEXT, "
+        "endpoint_hash TEXT, status TEXT, created_at TEXT, ttl INTEGER)"
+    )
+    with connection:
+        connection.executemany(
+            "INSERT INTO messages VALUES (?, 'relay.old', 'agent', 'ep-old', 'new', "
+            "'2026-01-01T00:00:00Z', NULL)",
+            ((f"OLD{number:08d}",) for number in range(count)),
+        )
+    connection.close()
+
+
+def live_server(path: str, started: Any, stop: Any, written: Any, errors: Any) -> None:
+    """Index a message and deny a path per step, as a server does, until told to stop."""
+    dorkstore.init_db(path)
+    relay, denials = dorkstore.RelayIndex(), dorkstore.DenialList()
+    number = 0
+    started.set()
+    while not stop.is_set():
+        try:
+            relay.insert_message(f"NEW{number:08d}", "relay.live", "ep-live")
+            denials.deny(f"/live/{number}")
+        except dorkstore.DatabaseBusyError:
+            errors.value += 1
+            continue
+        number += 1
+        written.value = number
+
+
+def test_import_legacy_beside_a_live_server_blocks_no_writer(tmp_path: Path) -> None:
+    """A server keeps writing through an import: nothing busy, every row of both sides kept."""
+    home, db_path = tmp_path / "old", tmp_path / "dork.db"
+    old_relay_database(home / "relay" / "index.db", OLD_MESSAGES)
+    dorkstore.init_db(db_path)
+    context = multiprocessing.get_context("spawn")
+    started, stop = context.Event(), context.Event()
+    written, errors = context.Value("q", 0), context.Value("q", 0)
+    server = context.Process(
+        target=live_server, args=(str(db_path), started, stop, written, errors)
+    )
+    server.start()
+    try:
+        assert started.wait(60)
+        before = written.value
+        report = dorkstore.legacy.import_legacy(home)
+        during = written.value - before
+    finally:
+        stop.set()
+        server.join(60)
+    assert 0 == server.exitcode
+    assert during > 0, "the server wrote nothing while the import ran"
+    assert 0 == errors.value
+    assert OLD_MESSAGES == report.imported["relay_index"]
+    relay = dorkstore.RelayIndex()
+    assert OLD_MESSAGES == relay.count_pending_by_endpoint("ep-old")
+    assert written.value == relay.count_pending_by_endpoint("ep-live")
+    assert written.value == len(dorkstore.DenialList().list())
     dorkstore.close_db()
