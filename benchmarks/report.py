@@ -38,6 +38,8 @@ def human(seconds: float | None, unit: str) -> str:
         return ""
     if unit == "calls/s":
         return f"{seconds:,.0f} calls/s"
+    if unit == "MB":
+        return f"{seconds:,.0f} MB"
     for scale, suffix in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if seconds >= scale or suffix == "µs":
             return f"{seconds / scale:.3g} {suffix}"
@@ -49,7 +51,7 @@ def table_row(r: Result) -> str:
     target = (
         ""
         if r.target is None
-        else f"≤ {r.target:g}×" + (" and ≥ 100× faster" if r.indexless else "")
+        else f"≤ {r.target:.3g}×" + (" and ≥ 100× faster" if r.indexless else "")
     )
     verdict = {True: "✓", False: "✗", None: ""}[r.met]
     ratio = "" if r.ratio is None else f"{r.ratio:.2f}×"

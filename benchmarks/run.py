@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import report
+from legacy_import import bench_legacy_import
 from measure import Result
 from scenarios import bench_bulk, bench_open, bench_processes, bench_queries, bench_single
 
@@ -42,6 +43,7 @@ def run_scenarios(
         results += query_results
         results += bench_single(work, rounds, 100 if quick else 500)
         results += bench_processes(work, process_rounds, 200 if quick else 2_000)
+        results += bench_legacy_import(work, process_rounds, 20_000 if quick else 1_000_000)
     return results, curve
 
 
