@@ -563,6 +563,7 @@ def _import_traces(job: _Job, relay: OldDatabase) -> None:
             raise _SkipError(f"status {_shown(old['status'])} is unknown")
         message_id = old["message_id"]
         sent_at = _required_time(old["sent_at"], "sent_at")
+        delivered_at = _time(old["delivered_at"], "delivered_at")
         # Columns the new table has no place for are kept as metadata, strict JSON only.
         metadata = {name: old[name] for name in _TRACE_METADATA if old[name] is not None}
         return {
@@ -572,7 +573,9 @@ def _import_traces(job: _Job, relay: OldDatabase) -> None:
             "subject": _text(old["subject"], "subject"),
             "status": status,
             "sent_at": sent_at,
-            "delivered_at": _time(old["delivered_at"], "delivered_at"),
+            "delivered_at": delivered_at,
+            # Stored as update_span stores it: the delivery metrics read it.
+            "latency_ms": RelayTrace.latency(sent_at, delivered_at),
             "processed_at": _time(old["processed_at"], "processed_at"),
             "error_message": _optional_text(old["error"], "error"),
             "metadata": json.dumps(metadata, allow_nan=False) if metadata else None,

@@ -30,6 +30,7 @@ INDEXES = {
     ("relay_traces", ("subject",), False),
     ("relay_traces", ("sent_at",), False),
     ("relay_traces", ("status",), False),
+    ("relay_traces", ("latency_ms",), False),
     ("agents", ("project_path",), True),
     ("agents", ("runtime",), False),
     ("agents", ("namespace",), False),

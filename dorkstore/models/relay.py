@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
@@ -84,7 +85,14 @@ class RelayMessage(BaseModel):
 
 
 class RelayTrace(BaseModel):
-    """A delivery span: one message's trip through the relay."""
+    """A delivery span: one message's trip through the relay.
+
+    ``latency_ms`` is ``delivered_at - sent_at`` in whole milliseconds, stored
+    (and indexed) when ``delivered_at`` is set, so that the delivery metrics
+    read an index instead of computing a date difference per span. It is not
+    part of the record: `TraceStore.update_span` keeps it, and a client that
+    writes ``delivered_at`` itself must set it too.
+    """
 
     id = pw.CharField(max_length=26, primary_key=True)
     message_id = pw.TextField(unique=True)
@@ -96,6 +104,7 @@ class RelayTrace(BaseModel):
     processed_at = pw.TextField(null=True)
     error_message = pw.TextField(null=True)
     metadata = pw.TextField(null=True)
+    latency_ms = pw.BigIntegerField(null=True, index=True)
 
     class Meta:
         table_name = "relay_traces"
@@ -106,3 +115,16 @@ class RelayTrace(BaseModel):
         metadata = row["metadata"]
         row["metadata"] = None if metadata is None else json.loads(metadata)
         return TraceSpan(**row)
+
+    @staticmethod
+    def latency(sent_at: str, delivered_at: str | None) -> int | None:
+        """Return the latency_ms to store for two canonical timestamps; None if not delivered.
+
+        The same value as the SQL `TraceStore.update_span` stores (through
+        julianday() on SQLite, exact to the millisecond), for writers such as
+        the legacy import that insert delivered spans.
+        """
+        if delivered_at is None:
+            return None
+        elapsed = datetime.fromisoformat(delivered_at) - datetime.fromisoformat(sent_at)
+        return elapsed // timedelta(milliseconds=1)
