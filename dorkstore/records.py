@@ -29,6 +29,18 @@ MAILDIR_STATUSES = {"new": "pending", "cur": "delivered", "failed": "failed"}
 LEGACY_TRACE_STATUSES = {"pending": "sent", "processed": "delivered", "dead_lettered": "timeout"}
 
 
+class InvalidJSON(str):
+    """The text of a JSON column that is not strict JSON, as stored (by another client).
+
+    A record carries it instead of the decoded value (`payload`, `metadata`),
+    so that one bad row never breaks a listing. It is a `str`: it prints and
+    serialises as the text itself, and ``isinstance(value, InvalidJSON)`` tells
+    it from a decoded JSON string.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """A cron schedule that starts agent runs."""
@@ -67,7 +79,10 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class IndexedMessage:
-    """One indexed Maildir message; `payload` and `metadata` are decoded JSON."""
+    """One indexed Maildir message; `payload` and `metadata` are decoded JSON.
+
+    Stored text that is not strict JSON comes back as `InvalidJSON`.
+    """
 
     id: str
     subject: str
@@ -99,7 +114,7 @@ class RelayMetrics:
 
 @dataclass(frozen=True, slots=True)
 class TraceSpan:
-    """One message's trip through the relay."""
+    """One message's trip through the relay; `metadata` is decoded JSON (or `InvalidJSON`)."""
 
     id: str
     message_id: str
@@ -129,7 +144,11 @@ class DeliveryMetrics:
 
 @dataclass(frozen=True, slots=True)
 class Agent:
-    """A registered agent."""
+    """A registered agent.
+
+    `capabilities` are the strings of the stored JSON array; of stored text
+    that is not a JSON array of strings, only the strings it holds are kept.
+    """
 
     id: str
     name: str

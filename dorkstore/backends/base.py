@@ -76,7 +76,17 @@ class Backend(ABC):
 
     @abstractmethod
     def json_array_contains(self, column: pw.Node, value: pw.Node) -> pw.Node:
-        """Return a condition true when the JSON array text in `column` holds `value`."""
+        """Return a condition true when the JSON array text in `column` holds the string `value`.
+
+        Text that is not a JSON array holds nothing (never an error).
+        """
+
+    @abstractmethod
+    def json_invalid(self, column: pw.Node, *, text_array: bool = False) -> pw.Node:
+        """Return a condition true when `column` is not strict JSON text (RFC 8259; NULL is fine).
+
+        With `text_array`, true unless it is a JSON array of strings.
+        """
 
     @abstractmethod
     def is_wal_mode(self, db: pw.Database) -> bool:

@@ -173,16 +173,30 @@ class SqliteBackend(Backend):
         return pw.fn.ROUND(days * pw.SQL(_MS_PER_DAY))
 
     def json_array_contains(self, column: pw.Node, value: pw.Node) -> pw.Node:
-        """Return ``EXISTS (SELECT 1 FROM json_each(column) WHERE value = ...)``."""
-        return pw.NodeList(
-            (
-                pw.SQL("EXISTS (SELECT 1 FROM json_each("),
-                column,
-                pw.SQL(") AS element WHERE element.value = "),
-                value,
-                pw.SQL(")"),
-            )
-        )
+        """Return ``EXISTS (SELECT 1 FROM json_each(column) WHERE value = ...)`` for arrays.
+
+        json_each() raises on text that is not JSON, and accepts JSON5: only
+        strict JSON arrays are searched (CASE tests its conditions in order).
+        """
+        return _sql(
+            "CASE WHEN ", _not_json(column), " OR json_type(", column, ") <> 'array' THEN 0 "
+            "ELSE EXISTS (SELECT 1 FROM json_each(", column, ") AS element "
+            "WHERE element.type = 'text' AND element.value = ", value, ") END"
+        )  # fmt: skip
+
+    def json_invalid(self, column: pw.Node, *, text_array: bool = False) -> pw.Node:
+        """Return a condition true when `column` is not JSON text that json_valid() accepts.
+
+        json_valid(X) accepts RFC 8259 alone (not JSON5, NaN or Infinity), as
+        Python's decoder does with NaN and Infinity refused. A BLOB is not text.
+        """
+        if not text_array:
+            return _sql("CASE WHEN ", column, " IS NULL THEN 0 ELSE ", _not_json(column), " END")
+        return _sql(
+            "CASE WHEN ", _not_json(column), " OR json_type(", column, ") <> 'array' THEN 1 "
+            "ELSE EXISTS (SELECT 1 FROM json_each(", column, ") AS element "
+            "WHERE element.type <> 'text') END"
+        )  # fmt: skip
 
     def is_wal_mode(self, db: pw.Database) -> bool:
         """Return True when the journal mode is ``wal``."""
@@ -360,6 +374,16 @@ class SqliteBackend(Backend):
                 for row in orphans[:10]
             ],
         )
+
+
+def _sql(*parts: str | pw.Node) -> pw.Node:
+    """Return SQL text and nodes (columns, slots) joined as they are."""
+    return pw.NodeList([pw.SQL(part) if isinstance(part, str) else part for part in parts], "")
+
+
+def _not_json(column: pw.Node) -> pw.Node:
+    """Return a condition true when `column` is not strict JSON text (NULL included)."""
+    return _sql("(typeof(", column, ") <> 'text' OR NOT json_valid(", column, "))")
 
 
 def _pragma_rows(db: pw.Database, pragma: str) -> list[tuple[Any, ...]]:

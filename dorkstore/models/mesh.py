@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import peewee as pw
 
 from dorkstore.models.base import BaseModel, enum_check, sql_default
+from dorkstore.models.json_columns import decode_text_array
 from dorkstore.records import AGENT_STATUSES, Agent, DenialRecord
 
 __all__ = ["AgentDenial", "MeshAgent", "RateLimitBucket"]
@@ -43,9 +43,13 @@ class MeshAgent(BaseModel):
 
     @staticmethod
     def to_record(row: dict[str, Any]) -> Agent:
-        """Return the record of a selected row, its capabilities decoded to a tuple."""
+        """Return the record of a selected row, its capabilities decoded to a tuple.
+
+        Of text another client stored that is not a JSON array of strings, the
+        record keeps the strings of an array, else nothing; a WARNING names the row.
+        """
         encoded = row.pop("capabilities_json")
-        row["capabilities"] = () if encoded == "[]" else tuple(json.loads(encoded))
+        row["capabilities"] = decode_text_array(encoded, "agents", row["id"], "capabilities_json")
         return Agent(**row)
 
 

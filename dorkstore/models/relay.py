@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +10,7 @@ import peewee as pw
 from dorkstore import validation as check
 from dorkstore.errors import ValidationError
 from dorkstore.models.base import BaseModel, enum_check, sql_default
+from dorkstore.models.json_columns import decode_json
 from dorkstore.records import MESSAGE_STATUSES, TRACE_STATUSES, IndexedMessage, TraceSpan
 from dorkstore.timestamps import parse_timestamp
 
@@ -56,10 +56,16 @@ class RelayMessage(BaseModel):
 
     @staticmethod
     def to_record(row: dict[str, Any]) -> IndexedMessage:
-        """Return the record of a selected row, its JSON columns decoded."""
+        """Return the record of a selected row, its JSON columns decoded.
+
+        Text another client stored that is not strict JSON comes back as
+        `InvalidJSON` (the text as stored), with a WARNING naming the row.
+        """
         payload, metadata = row["payload"], row["metadata"]
-        row["payload"] = None if payload is None else json.loads(payload)
-        row["metadata"] = None if metadata is None else json.loads(metadata)
+        if payload is not None:
+            row["payload"] = decode_json(payload, "relay_index", row["id"], "payload")
+        if metadata is not None:
+            row["metadata"] = decode_json(metadata, "relay_index", row["id"], "metadata")
         return IndexedMessage(**row)
 
     @staticmethod
@@ -91,7 +97,8 @@ class RelayTrace(BaseModel):
     (and indexed) when ``delivered_at`` is set, so that the delivery metrics
     read an index instead of computing a date difference per span. It is not
     part of the record: `TraceStore.update_span` keeps it, and a client that
-    writes ``delivered_at`` itself must set it too.
+    writes ``delivered_at`` itself must set it too (``dorkstore doctor`` reports
+    spans where it disagrees).
     """
 
     id = pw.CharField(max_length=26, primary_key=True)
@@ -111,9 +118,9 @@ class RelayTrace(BaseModel):
 
     @staticmethod
     def to_record(row: dict[str, Any]) -> TraceSpan:
-        """Return the record of a selected row, its metadata decoded."""
-        metadata = row["metadata"]
-        row["metadata"] = None if metadata is None else json.loads(metadata)
+        """Return the record of a selected row, its metadata decoded (or `InvalidJSON`)."""
+        if row["metadata"] is not None:
+            row["metadata"] = decode_json(row["metadata"], "relay_traces", row["id"], "metadata")
         return TraceSpan(**row)
 
     @staticmethod

@@ -111,6 +111,21 @@ LATENCY_FROM_TOP = Statement(
 )
 
 
+#: Spans whose stored latency_ms is not delivered_at - sent_at (written by another
+#: client, say), the first "shown" by id, each with how many there are in all.
+WRONG_LATENCIES = Statement(
+    lambda: (
+        RelayTrace.select(RelayTrace.id, pw.fn.COUNT(pw.SQL("*")).over().alias("found"))
+        .where(
+            (RelayTrace.latency_ms.is_null() != _latency(RelayTrace.delivered_at).is_null())
+            | (RelayTrace.latency_ms != _latency(RelayTrace.delivered_at))
+        )
+        .order_by(RelayTrace.id)
+        .limit(slot("shown"))
+    )
+)
+
+
 class TraceStore(Repository):
     """Delivery spans, one per message, and the metrics over them."""
 
