@@ -103,6 +103,37 @@ def run_query(
         decode(connection.execute(statement, args).fetchall())
 
 
+# --- scenario 3b: delivery metrics -------------------------------------------------------
+
+TRACE_COUNTS = (
+    "SELECT count(latency_ms), avg(latency_ms), (SELECT count(*) FROM relay_traces),"
+    " (SELECT count(*) FROM relay_traces WHERE status = 'sent'),"
+    " (SELECT count(*) FROM relay_traces WHERE status = 'failed'),"
+    " (SELECT count(*) FROM relay_traces WHERE status = 'timeout')"
+    " FROM relay_traces WHERE latency_ms IS NOT NULL"
+)
+# Distinct subjects by skip-scan: one probe of the subject index per subject.
+TRACE_SUBJECTS = (
+    "WITH RECURSIVE s(subject) AS (SELECT min(subject) FROM relay_traces UNION ALL"
+    " SELECT (SELECT min(subject) FROM relay_traces WHERE subject > s.subject) FROM s"
+    " WHERE s.subject IS NOT NULL) SELECT count(subject) FROM s"
+)
+TRACE_P95 = (
+    "SELECT latency_ms FROM relay_traces WHERE latency_ms IS NOT NULL"
+    " ORDER BY latency_ms DESC LIMIT 1 OFFSET ?"
+)
+
+
+def trace_metrics(raw: apsw.Connection) -> tuple[Any, ...]:
+    """TraceStore.get_metrics: counts, average, nearest-rank p95 and subjects, in one snapshot."""
+    with raw:
+        timed, average, total, sent, failed, timeout = raw.execute(TRACE_COUNTS).fetchone()
+        (subjects,) = raw.execute(TRACE_SUBJECTS).fetchone()
+        rank = -(-timed * 95 // 100)
+        p95 = raw.execute(TRACE_P95, (timed - rank,)).fetchone()[0] if timed else None
+    return (total, total - sent - failed - timeout, failed, timeout, average, p95, subjects)
+
+
 # --- scenario 4: single-row operations ----------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,6 @@ from typing import Any
 import apsw
 
 import dorkstore
-
 from dorkstore.backends.sqlite import PRAGMAS
 
 START = datetime(2026, 2, 25, tzinfo=UTC)
@@ -117,3 +117,42 @@ def build_query_databases(work: Path, count: int) -> tuple[Path, Path, Path]:
         )
     connection.close()
     return ours, raw, indexless
+
+
+# Spans of a relay that mostly delivers: statuses and their shares (per 100).
+SPAN_STATUSES = (("delivered", 90), ("failed", 5), ("timeout", 2), ("sent", 3))
+INSERT_SPAN = (
+    "INSERT INTO relay_traces (id, message_id, trace_id, subject, status, sent_at, delivered_at,"
+    " latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def span_rows(count: int) -> list[tuple[Any, ...]]:
+    """Rows for relay_traces: 500 subjects, sent 10 ms apart, delivered ones 1 ms to ~1 s later."""
+    shares = [status for status, share in SPAN_STATUSES for _ in range(share)]
+    chance = random.Random(7)  # noqa: S311 (benchmark data, not a secret)
+    rows = []
+    for number in range(count):
+        sent = START + timedelta(milliseconds=number * 10)
+        status = shares[chance.randrange(100)]
+        latency = 1 + int(chance.expovariate(1 / 80)) if status == "delivered" else None
+        delivered = None if latency is None else stamp(sent + timedelta(milliseconds=latency))
+        rows.append(
+            (f"01KH{number:022d}", f"m{number}", f"t{number // 4}",
+             f"relay.agent.{number % SUBJECTS}", status, stamp(sent), delivered, latency)
+        )  # fmt: skip
+    return rows
+
+
+def build_trace_databases(work: Path, count: int) -> tuple[Path, Path]:
+    """Dorkstore's file and a raw copy of it, each with `count` spans."""
+    ours, raw = work / f"spans{count}-ours.db", work / f"spans{count}-raw.db"
+    migrated_pair(ours, raw)
+    rows = span_rows(count)
+    for path in (ours, raw):
+        connection = raw_connect(path)
+        with connection:
+            connection.executemany(INSERT_SPAN, rows)
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.close()
+    return ours, raw

@@ -21,6 +21,8 @@ class Result:
     target: float | None = None
     indexless: float | None = None
     rows: int | None = None
+    #: An absolute target too: at most this many seconds (per operation).
+    limit: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -38,10 +40,14 @@ class Result:
 
     @property
     def met(self) -> bool | None:
-        """Whether the target holds (ratio within it; 100x over index-less where measured)."""
+        """Whether the target holds: ratio within it, 100x over index-less and the limit."""
         if self.target is None or self.ratio is None:
             return None
-        return self.ratio <= self.target and (self.speedup is None or self.speedup >= 100)
+        return (
+            self.ratio <= self.target
+            and (self.speedup is None or self.speedup >= 100)
+            and (self.limit is None or self.dorkstore <= self.limit)
+        )
 
 
 def alternate(

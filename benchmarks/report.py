@@ -48,11 +48,11 @@ def human(seconds: float | None, unit: str) -> str:
 
 def table_row(r: Result) -> str:
     """Render one result as a row of the Markdown table."""
-    target = (
-        ""
-        if r.target is None
-        else f"≤ {r.target:.3g}×" + (" and ≥ 100× faster" if r.indexless else "")
-    )
+    target = ""
+    if r.target is not None:
+        target = f"≤ {r.target:.3g}×" + (" and ≥ 100× faster" if r.indexless else "")
+    if r.limit is not None:
+        target = f"≤ {human(r.limit, r.unit)} and {target}"
     verdict = {True: "✓", False: "✗", None: ""}[r.met]
     ratio = "" if r.ratio is None else f"{r.ratio:.2f}×"
     speedup = ""

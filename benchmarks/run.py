@@ -24,7 +24,14 @@ from typing import Any
 import report
 from legacy_import import bench_legacy_import
 from measure import Result
-from scenarios import bench_bulk, bench_open, bench_processes, bench_queries, bench_single
+from scenarios import (
+    bench_bulk,
+    bench_metrics,
+    bench_open,
+    bench_processes,
+    bench_queries,
+    bench_single,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,6 +48,7 @@ def run_scenarios(
         results += bench_bulk(work, rounds, bulk)
         query_results, curve = bench_queries(work, rounds, sizes)
         results += query_results
+        results += bench_metrics(work, rounds, 20_000 if quick else 1_000_000)
         results += bench_single(work, rounds, 100 if quick else 500)
         results += bench_processes(work, process_rounds, 200 if quick else 2_000)
         results += bench_legacy_import(work, process_rounds, 20_000 if quick else 1_000_000)

@@ -17,6 +17,7 @@ from data import (
     START,
     as_messages,
     build_query_databases,
+    build_trace_databases,
     message_rows,
     migrated_copy,
     migrated_pair,
@@ -30,6 +31,7 @@ import dorkstore
 
 REPEAT = 200  # calls per timed run of a query
 FEW = max(1, REPEAT // 50)  # the index-less schema is slow: fewer repeats
+METRICS_REPEAT = 5  # get_metrics calls per timed run
 
 # --- scenario 1: opening ---------------------------------------------------------------
 
@@ -182,6 +184,43 @@ def bench_queries(work: Path, rounds: int, sizes: list[int]) -> tuple[list[Resul
         raw.close()
         old.close()
     return results, curve
+
+
+# --- scenario 3b: delivery metrics -------------------------------------------------------
+
+
+def delivery_figures(metrics: dorkstore.DeliveryMetrics) -> tuple[Any, ...]:
+    """Return the figures of `metrics` in the order the raw baseline returns them."""
+    return (metrics.total_messages, metrics.delivered_count, metrics.failed_count,
+            metrics.dead_lettered_count, metrics.avg_delivery_latency_ms,
+            metrics.p95_delivery_latency_ms, metrics.active_endpoints)  # fmt: skip
+
+
+def call_times(call: Callable[[], Any], times: int) -> None:
+    """Call `call()` `times` times."""
+    for _ in range(times):
+        call()
+
+
+def bench_metrics(work: Path, rounds: int, count: int) -> list[Result]:
+    """Scenario 3b: TraceStore.get_metrics over `count` spans, against the same figures in SQL."""
+    ours, raw_path = build_trace_databases(work, count)
+    dorkstore.init_db(ours)
+    traces = dorkstore.TraceStore()
+    raw = raw_connect(raw_path)
+    mine, theirs = delivery_figures(traces.get_metrics()), baselines.trace_metrics(raw)
+    if mine != theirs:
+        raise SystemExit(f"get_metrics and the raw SQL disagree: {mine} != {theirs}")
+    timing = alternate(
+        rounds,
+        partial(call_times, traces.get_metrics, METRICS_REPEAT),
+        partial(call_times, partial(baselines.trace_metrics, raw), METRICS_REPEAT),
+        per=METRICS_REPEAT,
+    )
+    dorkstore.close_db()
+    raw.close()
+    name = f"TraceStore.get_metrics, {count:,} spans"
+    return [Result("metrics", name, "s", *timing, target=2, rows=count, limit=0.050)]
 
 
 # --- scenario 4: single-row operations ----------------------------------------------------
