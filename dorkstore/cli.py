@@ -192,8 +192,15 @@ def import_legacy_command(target: _Target, source: Path | None) -> None:
         click.echo(line)
 
 
+def _non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
+    """Refuse an empty path, which Path("") would quietly turn into the current directory."""
+    if not value:
+        raise click.BadParameter("the path is empty; give a file, or a directory such as '.'")
+    return Path(value)
+
+
 @cli.command()
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(), callback=_non_empty_path)
 @click.pass_obj
 def backup(target: _Target, dest: Path) -> None:
     """Copy the database to DEST (a new file, or a directory to put a dated copy in).

@@ -8,7 +8,9 @@ change.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,10 +29,12 @@ __all__ = [
     "create_private_file",
     "new_backup_path",
     "open_read_only",
+    "partial_path",
     "read_only",
     "read_table",
     "read_table_names",
     "refuse_truncated",
+    "remove_stale_partials",
     "unused_path",
 ]
 
@@ -41,6 +45,9 @@ BACKUP_STAMP = "%Y%m%dT%H%M%SZ"
 _HEADER = b"SQLite format 3\x00"
 #: What `read_only` yields: a connection that `read_table` reads.
 ReadOnlyConnection = apsw.Connection
+#: A `partial_path`, or a journal beside one: ``.<name>.partial-<pid>[-journal]``.
+_PARTIAL = re.compile(r"\.(?P<name>.+)\.partial-(?P<pid>[0-9]+)(?:-journal|-wal|-shm)?")
+_logger = logging.getLogger("dorkstore")
 
 
 def create_private_file(path: Path) -> None:
@@ -179,6 +186,49 @@ def unused_path(directory: Path, name: str) -> Path:
         suffix += 1
         candidate = directory / f"{name}-{suffix}"
     return candidate
+
+
+def partial_path(dest: Path) -> Path:
+    """Return the name this process writes a backup to `dest` under until it is complete."""
+    return dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+
+
+def remove_stale_partials(directory: Path) -> list[Path]:
+    """Remove backups that a killed process left half-written in `directory`; return them.
+
+    Only names of `partial_path`'s form, and their ``-journal``, ``-wal`` and
+    ``-shm``, whose process no longer exists: a backup that a live process is
+    writing is never touched. Processes are looked up on this machine (and in
+    this pid namespace).
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed  # the backup itself reports an unusable directory
+    for entry in entries:
+        match = _PARTIAL.fullmatch(entry.name)
+        if match is None or _process_exists(int(match["pid"])):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:
+            pass  # another backup cleaned it up first
+        except OSError as exc:
+            _logger.warning("cannot remove stale partial backup %s: %s", entry.path, exc.strerror)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or no pid we could have written: leave it
+    return True
 
 
 def new_backup_path(directory: Path, prefix: str, moment: datetime) -> Path:

@@ -320,11 +320,14 @@ class SqliteBackend(Backend):
         The copy is one snapshot: other connections may keep writing while it
         is taken. It is written under a temporary name and linked to `dest`
         when complete, so `dest` never holds a partial copy and is never
-        overwritten. Raises DatabaseError when `dest` exists or cannot be written.
+        overwritten. Temporary copies that killed processes left in its
+        directory are removed first. Raises DatabaseError when `dest` exists or
+        cannot be written.
         """
         if dest.exists():
             raise DatabaseError(f"cannot create backup {dest}: it already exists")
-        partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+        sqlite_files.remove_stale_partials(dest.parent)
+        partial = sqlite_files.partial_path(dest)
         try:
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as exc:

@@ -105,19 +105,23 @@ def open_database(
 ) -> list[str]:
     """Connect `db` and, with `apply`, migrate it; return what was applied.
 
-    Everything happens under the migration lock. Where the backend can, the
-    history is read without writing first, so a database from a newer
-    dorkstore raises SchemaVersionError before anything (on SQLite, the
-    journal-mode switch) writes.
+    With `apply`, everything happens under the migration lock. Where the
+    backend can, the history is read without writing first, so a database
+    from a newer dorkstore raises SchemaVersionError before anything (on
+    SQLite, the journal-mode switch) writes. Without `apply` (``status``,
+    ``doctor``) only the connection is made: no lock is taken, so no lock
+    file appears beside a file that may not even be a database.
     """
     backend = backend_of(db)
-    with backend.migration_lock(db, LOCK_TIMEOUT_S):
-        if apply:
-            early = backend.history_before_connect(db, HISTORY_TABLE)
-            if early is not None:
-                _pending(early, router(db, directory).todo)
+    if not apply:
         backend.connect(db)
-        return apply_pending(db, directory=directory) if apply else []
+        return []
+    with backend.migration_lock(db, LOCK_TIMEOUT_S):
+        early = backend.history_before_connect(db, HISTORY_TABLE)
+        if early is not None:
+            _pending(early, router(db, directory).todo)
+        backend.connect(db)
+        return apply_pending(db, directory=directory)
 
 
 def apply_pending(db: pw.Database, *, directory: Path | None = None) -> list[str]:
