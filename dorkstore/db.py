@@ -12,14 +12,22 @@ from dorkstore.backends.sqlite import MEMORY, SQLITE
 from dorkstore.errors import DatabaseError, ValidationError
 from dorkstore.migrate.runner import open_database
 from dorkstore.models.base import database
+from dorkstore.sqlite_files import check_file_name
 
 __all__ = ["Target", "close_db", "database", "default_path", "init_db", "migrate_db"]
 
 
 def default_path() -> Path:
-    """Return ``$DORK_HOME/dork.db``; `DORK_HOME` defaults to ``~/.dork``."""
+    """Return ``$DORK_HOME/dork.db``; `DORK_HOME` defaults to ``~/.dork``.
+
+    Raises DatabaseError when its ``~`` cannot be expanded: ``~name`` for a user
+    that does not exist, or ``~`` with no HOME and no passwd entry for this uid.
+    """
     home = os.environ.get("DORK_HOME") or "~/.dork"
-    return Path(home).expanduser() / "dork.db"
+    expanded = os.path.expanduser(home)
+    if expanded.startswith("~"):
+        raise DatabaseError(_unexpandable(home))
+    return Path(expanded) / "dork.db"
 
 
 def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Database:
@@ -34,8 +42,9 @@ def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Databas
     until `init_db` points elsewhere.
 
     Raises DatabaseError when the file cannot be used as a database,
-    SchemaVersionError when it was migrated by a newer dorkstore, and
-    MigrationError when a migration fails.
+    ValidationError for a path SQLite cannot spell (bytes that are
+    not UTF-8), SchemaVersionError when it was migrated by a newer dorkstore,
+    and MigrationError when a migration fails or its history is damaged.
     """
     return _open(target, migrate=migrate)[0]
 
@@ -75,6 +84,7 @@ def _resolve(target: Target | None) -> str:
     """Return the backend's target: ``":memory:"`` or a real path (symlinks resolved)."""
     if target is None:
         path = default_path()
+        check_file_name(path)  # before DORK_HOME is created
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
@@ -91,4 +101,18 @@ def _resolve(target: Target | None) -> str:
     if spelled == MEMORY:
         return MEMORY
     # One file, one lock file, whatever symlinks or ".." lead to it.
-    return os.path.realpath(spelled)
+    resolved = os.path.realpath(spelled)
+    check_file_name(resolved)
+    return resolved
+
+
+def _unexpandable(home: str) -> str:
+    """Say why `os.path.expanduser` left the ``~`` of DORK_HOME `home` as it was."""
+    where = f"DORK_HOME={home}" if os.environ.get("DORK_HOME") else f"the default DORK_HOME {home}"
+    user = home[1:].split("/", 1)[0]
+    if user:
+        return f"cannot expand {where}: there is no user {user!r}"
+    return (
+        f"cannot expand {where}: HOME is not set and uid {os.getuid()} has no passwd entry; "
+        "set HOME or DORK_HOME"
+    )

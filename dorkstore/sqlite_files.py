@@ -19,12 +19,13 @@ from typing import Any
 
 import apsw
 
-from dorkstore.errors import DatabaseError
+from dorkstore.errors import DatabaseError, ValidationError
 
 __all__ = [
     "BACKUP_STAMP",
     "BUSY_TIMEOUT_MS",
     "ReadOnlyConnection",
+    "check_file_name",
     "count_rows",
     "create_private_file",
     "new_backup_path",
@@ -48,6 +49,27 @@ ReadOnlyConnection = apsw.Connection
 #: A `partial_path`, or a journal beside one: ``.<name>.partial-<pid>[-journal]``.
 _PARTIAL = re.compile(r"\.(?P<name>.+)\.partial-(?P<pid>[0-9]+)(?:-journal|-wal|-shm)?")
 _logger = logging.getLogger("dorkstore")
+
+
+def check_file_name(path: str | os.PathLike[str]) -> None:
+    r"""Refuse a path SQLite cannot open, before any file is made for it.
+
+    SQLite takes file names as UTF-8; a name holding bytes that are not UTF-8
+    reaches Python as lone surrogates (``os.fsdecode(b"x\xff")``), which
+    cannot be encoded. Raises ValidationError naming the path.
+    """
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ValidationError(
+            f"cannot use {shown}: SQLite needs file names in UTF-8, and this path "
+            "holds bytes that are not"
+        ) from None
 
 
 def create_private_file(path: Path) -> None:

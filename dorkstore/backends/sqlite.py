@@ -254,8 +254,7 @@ class SqliteBackend(Backend):
         try:
             if table not in sqlite_files.read_table_names(connection):
                 return []
-            rows = connection.execute(f'SELECT "name" FROM "{table}" ORDER BY "id"')
-            return [str(name) for (name,) in rows]
+            return _history_names(connection, table, path)
         except (apsw.NotADBError, apsw.CorruptError) as exc:
             raise DatabaseError(f"{path} is not a SQLite database ({exc})") from exc
         except apsw.Error as exc:
@@ -322,8 +321,9 @@ class SqliteBackend(Backend):
         when complete, so `dest` never holds a partial copy and is never
         overwritten. Temporary copies that killed processes left in its
         directory are removed first. Raises DatabaseError when `dest` exists or
-        cannot be written.
+        cannot be written, ValidationError when SQLite cannot spell its name.
         """
+        sqlite_files.check_file_name(dest)
         if dest.exists():
             raise DatabaseError(f"cannot create backup {dest}: it already exists")
         sqlite_files.remove_stale_partials(dest.parent)
@@ -377,6 +377,27 @@ class SqliteBackend(Backend):
                 for row in orphans[:10]
             ],
         )
+
+
+def _history_names(connection: apsw.Connection, table: str, path: Path) -> list[str]:
+    """Return the migration names in `table`; raise MigrationError if dorkstore did not write it."""
+    columns = {row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')}
+    missing = {"id", "name"} - columns
+    if missing:
+        raise MigrationError(
+            f"{path}: table {table} has no {' or '.join(sorted(missing))} column; "
+            "it is not a dorkstore migration history"
+        )
+    # Qualified: SQLite reads an unknown double-quoted "name" alone as the string 'name'.
+    rows = connection.execute(f'SELECT "{table}"."name" FROM "{table}" ORDER BY "{table}"."id"')
+    names = [name for (name,) in rows]
+    for name in names:
+        if not isinstance(name, str):
+            raise MigrationError(
+                f"{path}: table {table} holds a migration name that is not text "
+                f"({name!r}); the migration history is damaged"
+            )
+    return names
 
 
 def _sql(*parts: str | pw.Node) -> pw.Node:

@@ -60,7 +60,10 @@ LOCK_TIMEOUT_S = 60.0
 BACKUPS_KEPT = 3
 
 MigrationFunction = Callable[..., Any]
-_HISTORY_SQL = f'SELECT "name" FROM "{HISTORY_TABLE}" ORDER BY "id"'
+# Qualified: SQLite reads an unknown double-quoted "name" alone as the string 'name'.
+_HISTORY_SQL = (
+    f'SELECT "{HISTORY_TABLE}"."name" FROM "{HISTORY_TABLE}" ORDER BY "{HISTORY_TABLE}"."id"'
+)
 
 
 class MigrationHistory(pw.Model):
@@ -94,10 +97,33 @@ def available_migrations(directory: Path | None = None) -> list[str]:
 
 
 def applied_migrations(db: pw.Database) -> list[str]:
-    """Return the migrations recorded in `db`, oldest first ([] for a new database)."""
+    """Return the migrations recorded in `db`, oldest first ([] for a new database).
+
+    Raises MigrationError when the history is not one dorkstore wrote: its
+    table lacks the ``id`` or ``name`` column, or holds a name that is not text.
+    """
     if HISTORY_TABLE not in db.get_tables():
         return []
-    return [str(name) for (name,) in db.execute_sql(_HISTORY_SQL).fetchall()]
+    try:
+        rows = db.execute_sql(_HISTORY_SQL).fetchall()
+    except Exception as exc:
+        missing = {"id", "name"} - {column.name for column in db.get_columns(HISTORY_TABLE)}
+        if missing:
+            location = backend_of(db).location(db)
+            raise MigrationError(
+                f"{location}: table {HISTORY_TABLE} has no {' or '.join(sorted(missing))} "
+                "column; it is not a dorkstore migration history"
+            ) from exc
+        raise
+    names = [name for (name,) in rows]
+    for name in names:
+        if not isinstance(name, str):
+            location = backend_of(db).location(db)
+            raise MigrationError(
+                f"{location}: table {HISTORY_TABLE} holds a migration name that is not "
+                f"text ({name!r}); the migration history is damaged"
+            )
+    return names
 
 
 def open_database(
