@@ -41,8 +41,14 @@ def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Databas
     end. ``":memory:"`` is a new, empty database shared by every thread, kept
     until `init_db` points elsewhere.
 
-    Raises DatabaseError when the file cannot be used as a database,
-    ValidationError for a path SQLite cannot spell (bytes that are
+    Other threads may be inside a transaction (``database.atomic()``,
+    `write_transaction`) meanwhile: each keeps the earlier database until its
+    transaction ends, so its group of calls is never split between two
+    databases, and commits or rolls back where it began.
+
+    Raises DatabaseError when this thread is itself inside a transaction
+    (nothing is opened or changed) or when the file cannot be used as a
+    database, ValidationError for a path SQLite cannot spell (bytes that are
     not UTF-8), SchemaVersionError when it was migrated by a newer dorkstore,
     and MigrationError when a migration fails or its history is damaged.
     """
@@ -55,16 +61,31 @@ def migrate_db(target: Target | None = None) -> list[str]:
 
 
 def close_db() -> None:
-    """Close this thread's connection to `dorkstore.database`, if it has one.
+    """Close this thread's connections to `dorkstore.database` and to the databases it replaced.
 
     Connections are per thread: a thread that is done with the database calls
-    this for its own. The next query in that thread reconnects.
+    this for its own. The next query in that thread reconnects. Raises
+    DatabaseError inside a transaction, closing nothing.
     """
-    if database.obj is not None:
-        database.obj.close()
+    current = _outside_transaction("close the database")
+    for db in (current, *database.replaced_databases()):
+        if db is not None:
+            db.close()
+
+
+def _outside_transaction(action: str) -> pw.Database | None:
+    """Return this thread's database; raise DatabaseError if it is inside a transaction on it."""
+    db: pw.Database | None = database.obj  # a replaced one while a transaction holds it
+    if db is not None and db.in_transaction():
+        raise DatabaseError(
+            f"cannot {action} inside a transaction on {backend_of(db).location(db)}: "
+            "end the transaction first"
+        )
+    return db
 
 
 def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[str]]:
+    _outside_transaction("open a database")
     db = SQLITE.open(_resolve(target))
     try:
         applied = open_database(db, apply=migrate)

@@ -499,17 +499,18 @@ _inherited: list[object] = []
 
 
 def _forget_connections_in_child() -> None:
-    """After fork, make the child open its own connection instead of sharing the parent's."""
-    db = database.obj
-    if db is None:
-        return
-    state = db._state  # Peewee keeps the per-thread connection here
-    if state.conn is not None:
-        _inherited.append(state.conn)
-        state.reset()
-    keeper = getattr(db, "keeper", None)
-    if keeper is not None:
-        _inherited.append(keeper)
+    """After fork, make the child open its own connections instead of sharing the parent's."""
+    # Replaced databases too: close_db() in the child would close their connections.
+    for db in (database.obj, *database.replaced_databases()):
+        if db is None:
+            continue
+        state = db._state  # Peewee keeps the per-thread connection here
+        if state.conn is not None:
+            _inherited.append(state.conn)
+            state.reset()
+        keeper = getattr(db, "keeper", None)
+        if keeper is not None:
+            _inherited.append(keeper)
 
 
 os.register_at_fork(after_in_child=_forget_connections_in_child)
