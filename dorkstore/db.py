@@ -7,14 +7,26 @@ from pathlib import Path
 
 import peewee as pw
 
-from dorkstore.backends import Target, backend_of
+from dorkstore.backends import Backend, Target, backend_of
+from dorkstore.backends.postgres import POSTGRES, is_url
 from dorkstore.backends.sqlite import MEMORY, SQLITE
 from dorkstore.errors import DatabaseError, ValidationError
 from dorkstore.migrate.runner import open_database
 from dorkstore.models.base import database
 from dorkstore.sqlite_files import check_file_name
 
-__all__ = ["Target", "close_db", "database", "default_path", "init_db", "migrate_db"]
+__all__ = [
+    "DATABASE_URL_VARIABLE",
+    "Target",
+    "close_db",
+    "database",
+    "default_path",
+    "init_db",
+    "migrate_db",
+]
+
+#: Names a PostgreSQL database for `init_db()` without a target; wins over DORK_HOME.
+DATABASE_URL_VARIABLE = "DORK_DATABASE_URL"
 
 
 def default_path() -> Path:
@@ -33,8 +45,11 @@ def default_path() -> Path:
 def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Database:
     """Open the database, point `dorkstore.database` at it and return it.
 
-    `target` is a file path, ``":memory:"`` or None for `default_path()`. A new
-    file gets mode 0600 and a created `DORK_HOME` 0700. With `migrate`, pending
+    `target` is a file path, ``":memory:"``, a PostgreSQL URL
+    (``postgresql://user:password@host:port/dbname``, which needs
+    ``pip install 'dorkstore[postgres]'``) or None: then ``$DORK_DATABASE_URL``
+    when it is set, else `default_path()`. A new file gets mode 0600 and a
+    created `DORK_HOME` 0700. With `migrate`, pending
     migrations are applied before this returns. An earlier database is closed
     only once the new one has opened, so a failure leaves the proxy as it was;
     connections other threads hold to it close when they call `close_db()` or
@@ -86,12 +101,13 @@ def _outside_transaction(action: str) -> pw.Database | None:
 
 def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[str]]:
     _outside_transaction("open a database")
-    db = SQLITE.open(_resolve(target))
+    backend, resolved = _resolve(target)
+    db = backend.open(resolved)
     try:
         applied = open_database(db, apply=migrate)
     except BaseException:
         db.close()
-        SQLITE.release(db)
+        backend.release(db)
         raise
     previous = database.obj
     close_db()
@@ -101,8 +117,17 @@ def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[st
     return db, applied
 
 
-def _resolve(target: Target | None) -> str:
-    """Return the backend's target: ``":memory:"`` or a real path (symlinks resolved)."""
+def _resolve(target: Target | None) -> tuple[Backend, str]:
+    """Return the backend and its target: a URL, ``":memory:"`` or a real path."""
+    if target is None and os.environ.get(DATABASE_URL_VARIABLE):
+        target = os.environ[DATABASE_URL_VARIABLE]
+    if isinstance(target, str) and is_url(target):
+        return POSTGRES, target
+    return SQLITE, _sqlite_target(target)
+
+
+def _sqlite_target(target: Target | None) -> str:
+    """Return ``":memory:"`` or a real path (symlinks resolved); create DORK_HOME if needed."""
     if target is None:
         path = default_path()
         check_file_name(path)  # before DORK_HOME is created

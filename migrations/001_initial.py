@@ -41,6 +41,9 @@ with suppress(ImportError):
 
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """Write your migrations here."""
+    # PostgreSQL (added later): a boolean's default is TRUE, and WITHOUT ROWID is
+    # SQLite's alone. SQLite keeps exactly the schema this migration always made.
+    postgres = isinstance(database, pw.PostgresqlDatabase)
 
     @migrator.create_model
     class Agent(pw.Model):
@@ -91,7 +94,9 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
         timezone = pw.TextField(default="UTC", constraints=[pw.SQL("DEFAULT 'UTC'")])
         prompt = pw.TextField()
         cwd = pw.TextField(null=True)
-        enabled = pw.BooleanField(default=True, constraints=[pw.SQL("DEFAULT 1")])
+        enabled = pw.BooleanField(
+            default=True, constraints=[pw.SQL("DEFAULT TRUE" if postgres else "DEFAULT 1")]
+        )
         max_runtime = pw.BigIntegerField(null=True)
         permission_mode = pw.TextField(
             default="acceptEdits", constraints=[pw.SQL("DEFAULT 'acceptEdits'")]
@@ -182,7 +187,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
         class Meta:
             table_name = "relay_index"
-            without_rowid = True
+            without_rowid = not postgres
             indexes = [
                 (("subject", "created_at"), False),
                 (("endpoint_hash", "created_at"), False),

@@ -56,13 +56,25 @@ WHERE "delivered_at" IS NOT NULL
 """
 
 
+#: The same on PostgreSQL, exact to the millisecond (timestamps are stored as text).
+BACKFILL_POSTGRES = """
+UPDATE "relay_traces"
+SET "latency_ms" = CAST(ROUND(EXTRACT(EPOCH FROM (
+    CAST("delivered_at" AS timestamptz) - CAST("sent_at" AS timestamptz)
+)) * 1000) AS BIGINT)
+WHERE "delivered_at" IS NOT NULL
+"""
+
+
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """Write your migrations here."""
+    postgres = isinstance(database, pw.PostgresqlDatabase)
     # The state only: add_fields would also build the index, under the table-based name.
     with migrator.fake():
         migrator.add_fields("relay_traces", latency_ms=pw.BigIntegerField(index=True, null=True))
-    migrator.sql('ALTER TABLE "relay_traces" ADD COLUMN "latency_ms" INTEGER')
-    migrator.sql(BACKFILL)
+    kind = "BIGINT" if postgres else "INTEGER"
+    migrator.sql(f'ALTER TABLE "relay_traces" ADD COLUMN "latency_ms" {kind}')
+    migrator.sql(BACKFILL_POSTGRES if postgres else BACKFILL)
     # Indexed after the backfill: building it once is cheaper than updating it per row.
     migrator.sql('CREATE INDEX "relaytrace_latency_ms" ON "relay_traces" ("latency_ms")')
 

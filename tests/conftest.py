@@ -1,7 +1,16 @@
-"""Fixtures: every test gets its own freshly migrated database file."""
+"""Fixtures: every test gets its own freshly migrated database, on every backend.
+
+The `db` fixture runs each test on a SQLite file, on SQLite in memory and, when
+``DORKSTORE_TEST_PG`` holds a PostgreSQL URL (``tools/pg_cluster.py run`` sets
+it), on PostgreSQL: one database migrated once per session, its tables emptied
+before each test. Tests of SQLite mechanics are marked ``sqlite_only``.
+``DORKSTORE_REQUIRE_PG=1`` (the postgres tox env, so CI) makes a missing server
+an error instead of fewer tests.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +21,7 @@ import pytest
 
 import dorkstore
 from dorkstore import migrate
-from tests.helpers import FakeClock
+from tests.helpers import TABLES, FakeClock
 
 
 @pytest.fixture
@@ -21,10 +30,59 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "dork.db"
 
 
-@pytest.fixture(params=["file", "memory"])
+PG_URL = os.environ.get("DORKSTORE_TEST_PG")
+BACKENDS = ["file", "memory", *(["postgres"] if PG_URL else [])]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run without PostgreSQL where it is required (CI's postgres env)."""
+    if os.environ.get("DORKSTORE_REQUIRE_PG") and not PG_URL:
+        raise pytest.UsageError(
+            "DORKSTORE_REQUIRE_PG is set but DORKSTORE_TEST_PG is not: start a server with "
+            "python tools/pg_cluster.py run -- ..."
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the PostgreSQL variant of tests marked sqlite_only."""
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("sqlite_only")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("db") == "postgres"  # type: ignore[attr-defined]
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """The URL of a PostgreSQL database for this session, migrated once."""
+    assert PG_URL is not None
+    import psycopg
+
+    name = f"dorkstore_test_{os.getpid()}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    dorkstore.init_db(url)
+    dorkstore.close_db()
+    yield url
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[pw.Database]:
-    """A freshly migrated database, a file and then in memory, closed after the test."""
-    database = dorkstore.init_db(db_path if request.param == "file" else ":memory:")
+    """A freshly migrated, empty database (SQLite file, SQLite in memory, PostgreSQL)."""
+    if request.param == "postgres":
+        database = dorkstore.init_db(request.getfixturevalue("pg_database"))
+        database.execute_sql(f"TRUNCATE {', '.join(sorted(TABLES))} CASCADE")
+    else:
+        database = dorkstore.init_db(db_path if request.param == "file" else ":memory:")
     yield database
     dorkstore.close_db()
 

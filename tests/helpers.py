@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import subprocess
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import peewee as pw
 
 import dorkstore
 
@@ -166,3 +169,36 @@ def init_db_through(path: str, barrier: Any, results: Any) -> None:
         results.put(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
     else:
         results.put("ok")
+
+
+@contextlib.contextmanager
+def inserts_fail(db: Any, table: str, message: str, *, only_id: str | None = None) -> Any:
+    """Make the database itself refuse inserts into `table` (all, or of one id) for a while.
+
+    A trigger, on either backend: a real failure midway through a write, with
+    no function of dorkstore patched.
+    """
+    postgres = isinstance(db, pw.PostgresqlDatabase)
+    condition = f"NEW.id = '{only_id}'" if only_id else "true"
+    if postgres:
+        db.execute_sql(
+            "CREATE FUNCTION dorkstore_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+        )
+        db.execute_sql(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
+            f"WHEN ({condition}) EXECUTE FUNCTION dorkstore_test_refuse()"
+        )
+    else:
+        db.execute_sql(
+            f"CREATE TEMP TRIGGER refuse BEFORE INSERT ON main.{table} WHEN {condition} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )
+    try:
+        yield
+    finally:
+        if postgres:
+            db.execute_sql(f"DROP TRIGGER refuse ON {table}")
+            db.execute_sql("DROP FUNCTION dorkstore_test_refuse()")
+        else:
+            db.execute_sql("DROP TRIGGER refuse")

@@ -16,7 +16,7 @@ from ulid import ULID
 
 import dorkstore
 from dorkstore.legacy import import_legacy, legacy_ulid
-from tests.helpers import TABLES, import_and_hang, stdlib_sqlite
+from tests.helpers import TABLES, import_and_hang, inserts_fail, stdlib_sqlite
 from tests.old_layout import SCHEDULE_A, SCHEDULE_B, build
 
 
@@ -269,14 +269,12 @@ def test_a_failure_midway_is_completed_by_the_next_run(
     db: pw.SqliteDatabase, home: Path, tmp_path: Path
 ) -> None:
     """If the last table fails, what came before stays, and the next run completes the import."""
-    db.execute_sql(
-        "CREATE TEMP TRIGGER fail_buckets BEFORE INSERT ON main.rate_limit_buckets "
-        "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-    )
-    with pytest.raises(dorkstore.DorkstoreError, match="disk I/O error"):
+    with (
+        inserts_fail(db, "rate_limit_buckets", "disk I/O error"),
+        pytest.raises(dorkstore.DorkstoreError, match="disk I/O error"),
+    ):
         import_legacy(home)
     partial = counts(db)
-    db.execute_sql("DROP TRIGGER fail_buckets")
     report = import_legacy(home)
     final = counts(db)
     expected = clean_import_counts(tmp_path, home)

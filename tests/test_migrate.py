@@ -59,6 +59,7 @@ def test_migrating_twice_is_a_no_op(file_db: pw.SqliteDatabase, db_path: Path) -
     dorkstore.close_db()
 
 
+@pytest.mark.sqlite_only  # SQLite's table rebuilds and foreign-key pragma
 def test_history_names_are_unique(db: pw.SqliteDatabase) -> None:
     """The history table refuses a second row for one migration."""
     with pytest.raises(pw.IntegrityError, match="UNIQUE"):
@@ -105,6 +106,7 @@ def test_rollback_to_an_unapplied_migration_is_refused(db: pw.SqliteDatabase) ->
     assert SHIPPED == history(db)
 
 
+@pytest.mark.sqlite_only  # SQLite's table rebuilds and foreign-key pragma
 def test_rebuilding_the_parent_table_keeps_every_child_row(
     db: pw.SqliteDatabase, migrations_dir: Path
 ) -> None:
@@ -125,6 +127,7 @@ def test_rebuilding_the_parent_table_keeps_every_child_row(
     assert "VARCHAR(500)" == cron_type
 
 
+@pytest.mark.sqlite_only  # SQLite's table rebuilds and foreign-key pragma
 def test_a_migration_that_breaks_a_foreign_key_is_undone(
     db: pw.SqliteDatabase, migrations_dir: Path
 ) -> None:

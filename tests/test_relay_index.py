@@ -24,7 +24,7 @@ from dorkstore import (
     ValidationError,
     backends,
 )
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, inserts_fail
 
 START = datetime(2026, 2, 25, 12, 0, tzinfo=UTC)
 
@@ -101,9 +101,8 @@ def test_insert_many_is_one_statement_per_batch(index: RelayIndex) -> None:
     """12,000 messages go in as three executemany batches, visible to query counting."""
     with count_queries() as counter:
         assert 12_000 == index.insert_many(message(n) for n in range(12_000))
-    assert ["<5000 rows>", "<5000 rows>", "<2000 rows>"] == [
-        record.msg[1] for record in counter.get_queries()
-    ]
+    batches = [record.msg[1] for record in counter.get_queries() if "INSERT" in record.msg[0]]
+    assert ["<5000 rows>", "<5000 rows>", "<2000 rows>"] == batches
 
 
 def test_insert_many_refuses_a_single_message(index: RelayIndex) -> None:
@@ -310,6 +309,11 @@ def test_filtered_queries_use_an_index_that_yields_the_order(
 ) -> None:
     """No full scan of relay_index and no temporary B-tree for ORDER BY id."""
     plan = query_plan(db, index, **filters)
+    if isinstance(db, pw.PostgresqlDatabase):
+        assert "Index" in plan, plan
+        assert "Seq Scan" not in plan, plan
+        assert not re.search(r"\bSort\b", plan), plan
+        return
     # Peewee aliases relay_index as t1; it is the query's only table.
     assert re.fullmatch(r"SEARCH t1 USING (COVERING )?INDEX \w+ \(.*\)", plan), plan
     assert "SCAN" not in plan, plan
@@ -426,13 +430,11 @@ def test_a_failed_rebuild_keeps_the_previous_index(
     """When writing the new index fails midway, the old index is intact."""
     index.insert_many([message(n) for n in range(3)])
     # The database itself refuses the last envelope's row, after the others were written.
-    db.execute_sql(
-        "CREATE TEMP TRIGGER fail_midway BEFORE INSERT ON main.relay_index "
-        "WHEN NEW.id = 'M5' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-    )
-    with pytest.raises(DorkstoreError, match="disk I/O error"):
+    with (
+        inserts_fail(db, "relay_index", "disk I/O error", only_id="M5"),
+        pytest.raises(DorkstoreError, match="disk I/O error"),
+    ):
         index.rebuild(maildir)
-    db.execute_sql("DROP TRIGGER fail_midway")
     assert [message(n).id for n in (2, 1, 0)] == [m.id for m in index.query_messages().messages]
 
 
@@ -450,6 +452,7 @@ def test_rebuild_of_a_missing_root_is_refused(index: RelayIndex, tmp_path: Path)
     assert index.get_message(message(1).id) is not None
 
 
+@pytest.mark.sqlite_only  # an APSW limit
 def test_driver_errors_from_bulk_writes_are_dorkstore_errors(
     db: pw.SqliteDatabase, index: RelayIndex
 ) -> None:

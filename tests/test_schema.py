@@ -9,6 +9,9 @@ import pytest
 
 from tests.helpers import TABLES, stdlib_sqlite
 
+# The schema as SQLite stores it; PostgreSQL's is checked in tests/test_postgres.py.
+pytestmark = pytest.mark.sqlite_only
+
 # (table, columns, unique) for every key and index of SPEC section 4, plus the
 # id-ordered indexes query_messages pages by; (status) and (endpoint_hash,
 # status) carry a trailing id for the same reason. Primary keys are checked apart.

@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import peewee as pw
 
 from dorkstore.backends.base import Backend, ErrorKind, Target
+from dorkstore.backends.postgres import POSTGRES
 from dorkstore.backends.sqlite import SQLITE
 from dorkstore.errors import (
     ConflictError,
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 #: Every backend dorkstore knows, the default first.
-BACKENDS: tuple[Backend, ...] = (SQLITE,)
+BACKENDS: tuple[Backend, ...] = (SQLITE, POSTGRES)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -93,6 +94,7 @@ _ERRORS: dict[ErrorKind, type[DorkstoreError]] = {
     "foreign_key": ValidationError,
     "constraint": ValidationError,
     "busy": DatabaseBusyError,
+    "connection": DatabaseError,
     "database": DatabaseError,
 }
 
@@ -107,9 +109,14 @@ def translate(exc: Exception) -> DorkstoreError | None:
         if isinstance(exc, AttributeError) and "uninitialized" in str(exc).lower():
             return DatabaseError("no database: call dorkstore.init_db() first")
         return None
-    message = str(exc) or type(exc).__name__
+    message = str(exc).strip() or type(exc).__name__
     if kind == "busy":
         message += ": another connection held the write lock too long"
+    if kind == "connection":
+        db = database.obj
+        if db is not None:
+            backend_of(db).recover(db)
+        message = f"the connection to the database was lost ({message}); the next call reconnects"
     return _ERRORS[kind](message)
 
 

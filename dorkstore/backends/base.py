@@ -18,8 +18,9 @@ Target = str | os.PathLike[str]
 
 #: What a driver exception means, whatever the driver: a unique key refused the
 #: row; a foreign key did; another constraint did; another connection held a
-#: lock past the timeout; the database failed otherwise.
-ErrorKind = Literal["unique", "foreign_key", "constraint", "busy", "database"]
+#: lock past the timeout; the connection to a server was lost; the database
+#: failed otherwise.
+ErrorKind = Literal["unique", "foreign_key", "constraint", "busy", "connection", "database"]
 
 
 class Backend(ABC):
@@ -59,6 +60,10 @@ class Backend(ABC):
     @abstractmethod
     def classify(self, exc: BaseException) -> ErrorKind | None:
         """Return what a driver (or Peewee-wrapped) exception means; None if not this driver's."""
+
+    @abstractmethod
+    def recover(self, db: pw.Database) -> None:
+        """Forget this thread's connection after it was lost, so the next call reconnects."""
 
     @abstractmethod
     def write_transaction(self, db: pw.Database, key: str | None = None) -> Any:

@@ -153,6 +153,9 @@ class SqliteBackend(Backend):
             return "busy"
         return "database"
 
+    def recover(self, db: pw.Database) -> None:
+        """Nothing: a SQLite connection is a file handle, never lost like a socket."""
+
     def write_transaction(self, db: pw.Database, key: str | None = None) -> Any:
         """Return a ``BEGIN IMMEDIATE`` transaction: it takes the write lock at once.
 

@@ -32,7 +32,7 @@ MIN_SKIP_SCAN = 100
 
 def _latency(delivered_at: pw.Node) -> pw.ColumnBase:
     """Return delivered_at - sent_at in whole milliseconds, as stored in latency_ms."""
-    return pw.Cast(current().latency_ms(delivered_at, RelayTrace.sent_at), "INTEGER")
+    return pw.Cast(current().latency_ms(delivered_at, RelayTrace.sent_at), "BIGINT")
 
 
 def _update_span(names: tuple[str, ...]) -> pw.Node:
