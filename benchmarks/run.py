@@ -24,6 +24,7 @@ from typing import Any
 import report
 from legacy_import import bench_legacy_import
 from measure import Result
+from postgres import bench_postgres
 from scenarios import (
     bench_bulk,
     bench_metrics,
@@ -52,6 +53,7 @@ def run_scenarios(
         results += bench_single(work, rounds, 100 if quick else 500)
         results += bench_processes(work, process_rounds, 200 if quick else 2_000)
         results += bench_legacy_import(work, process_rounds, 20_000 if quick else 1_000_000)
+    results += bench_postgres(rounds, bulk, 100 if quick else 500, 200 if quick else 2_000)
     return results, curve
 
 
