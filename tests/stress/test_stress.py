@@ -285,11 +285,11 @@ def test_kill_during_try_consume_loses_no_counted_call(tmp_path: Path) -> None:
 # --- 4. disk full and read-only ------------------------------------------------------
 
 
-def test_a_full_disk_is_a_clear_error_and_writes_nothing(db: Any, db_path: Path) -> None:
+def test_a_full_disk_is_a_clear_error_and_writes_nothing(file_db: Any, db_path: Path) -> None:
     """With no room left (max_page_count), writes fail whole; with room again they work."""
     relay = dorkstore.RelayIndex()
-    (pages,) = db.execute_sql("PRAGMA page_count").fetchone()
-    db.execute_sql(f"PRAGMA max_page_count = {pages + 2}")
+    (pages,) = file_db.execute_sql("PRAGMA page_count").fetchone()
+    file_db.execute_sql(f"PRAGMA max_page_count = {pages + 2}")
     batch = [
         dorkstore.IndexedMessage(f"M{n:05d}", "s", "e", None, "pending", None, {"x": "y" * 200},
                                  None, "2026-01-01T00:00:00.000Z")
@@ -300,7 +300,7 @@ def test_a_full_disk_is_a_clear_error_and_writes_nothing(db: Any, db_path: Path)
     with pytest.raises(dorkstore.DatabaseError, match="full"):
         dorkstore.PulseStore().create_schedule("n", "p" * 50_000, "* * * * *")
     assert 0 == relay.get_metrics().total_messages
-    db.execute_sql("PRAGMA max_page_count = 1073741823")
+    file_db.execute_sql("PRAGMA max_page_count = 1073741823")
     assert 5000 == relay.insert_many(batch)
     dorkstore.close_db()
     assert 5000 == check_whole(db_path)["relay_index"]
