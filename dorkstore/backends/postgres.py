@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -85,7 +86,7 @@ def _lock_key(name: str) -> int:
 
 
 class _Postgres(pw.PostgresqlDatabase):
-    """Peewee's PostgreSQL database on psycopg 3, remembering its URL for messages."""
+    """Peewee's PostgreSQL database on psycopg 3, remembering its URL and its connections."""
 
     url = ""
     collation_checked = False
@@ -94,7 +95,15 @@ class _Postgres(pw.PostgresqlDatabase):
         connection = super()._connect()  # type: ignore[misc]  # peewee's, untyped
         with connection.cursor() as cursor:
             cursor.execute(_TRY_JSONB)
+        self.connections().add(connection)
         return connection
+
+    def connections(self) -> weakref.WeakSet[Any]:
+        """Return the open connections of every thread (Peewee keeps them per thread)."""
+        found: weakref.WeakSet[Any] | None = self.__dict__.get("_connections")
+        if found is None:
+            found = self.__dict__["_connections"] = weakref.WeakSet()
+        return found
 
 
 class PostgresBackend(Backend):
@@ -153,7 +162,19 @@ class PostgresBackend(Backend):
             raise DatabaseError(f"cannot open {self.location(db)}: {exc}") from exc
 
     def release(self, db: pw.Database) -> None:
-        """Nothing beyond the threads' connections."""
+        """Close the idle connections other threads (worker pools) still hold to `db`.
+
+        A connection inside a transaction is left to finish it: the thread keeps
+        its database until its transaction ends.
+        """
+        if not isinstance(db, _Postgres):
+            return
+        import psycopg  # noqa: PLC0415  # present: db was opened with it
+
+        for connection in list(db.connections()):
+            idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if idle and not connection.closed:
+                connection.close()
 
     def location(self, db: pw.Database) -> str:
         """Return the URL without its password."""
@@ -283,7 +304,7 @@ class PostgresBackend(Backend):
         finally:
             db.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))
 
-    def history_before_connect(self, db: pw.Database, table: str) -> list[str] | None:
+    def history_before_connect(self, db: pw.Database, table: str) -> list[tuple[str, bool]] | None:
         """Nothing to read first: connecting writes nothing on PostgreSQL."""
         return None
 
