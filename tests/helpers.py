@@ -202,3 +202,38 @@ def inserts_fail(db: Any, table: str, message: str, *, only_id: str | None = Non
             db.execute_sql("DROP FUNCTION dorkstore_test_refuse()")
         else:
             db.execute_sql("DROP TRIGGER refuse")
+
+
+def metrics_figures(metrics: dorkstore.DeliveryMetrics) -> tuple[object, ...]:
+    """The delivery metrics as (total, delivered, failed, dead-lettered, avg, p95, endpoints)."""
+    return (
+        metrics.total_messages,
+        metrics.delivered_count,
+        metrics.failed_count,
+        metrics.dead_lettered_count,
+        metrics.avg_delivery_latency_ms,
+        metrics.p95_delivery_latency_ms,
+        metrics.active_endpoints,
+    )
+
+
+@contextlib.contextmanager
+def lock_held_by_another_process(path: Path, seconds: float) -> Any:
+    """Have a child process (the standard sqlite3 module) hold `path`'s write lock for a while.
+
+    Yields once the lock is held; the child lets go after `seconds` and is waited for.
+    """
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(float(sys.argv[2]))",
+         str(path), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "held\n" == holder.stdout.readline()  # type: ignore[union-attr]
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(30)
+        holder.stdout.close()  # type: ignore[union-attr]

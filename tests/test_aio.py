@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from starlette.routing import Route
 import dorkstore
 import dorkstore.aio
 from dorkstore.backends import sqlite as sqlite_backend
+from tests.helpers import lock_held_by_another_process
 
 
 def service(store: dorkstore.aio.AsyncStore, schedule_id: str) -> Starlette:
@@ -47,18 +46,8 @@ def test_a_probe_stays_fast_while_writes_wait_for_the_lock(
     dorkstore.init_db(db_path)  # connections now wait 1 s for a lock, not 5
     schedule = dorkstore.PulseStore().create_schedule("n", "p", "* * * * *")
     app = service(dorkstore.aio.AsyncStore(), schedule.id)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys, time\n"
-         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(3)", str(db_path)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert "held\n" == holder.stdout.readline()  # type: ignore[union-attr]
+    with lock_held_by_another_process(db_path, 3):
         statuses, probes = asyncio.run(writes_and_probes(app))
-    finally:
-        holder.wait(30)
-        holder.stdout.close()  # type: ignore[union-attr]
     assert [503] * 4 == statuses
     assert max(probes) < 0.050, probes
 

@@ -16,7 +16,7 @@ import dorkstore
 from dorkstore import migrate
 from dorkstore.backends import sqlite as sqlite_backend
 from dorkstore.cli import cli
-from tests.helpers import TABLES, insert_denials_until, stdlib_sqlite
+from tests.helpers import TABLES, insert_denials_until, lock_held_by_another_process, stdlib_sqlite
 from tests.old_layout import build
 
 SHIPPED = migrate.available_migrations()
@@ -296,20 +296,9 @@ def test_a_held_write_lock_is_one_line(
 ) -> None:
     """A write blocked past busy_timeout by another process: one line, exit 1."""
     home = build(tmp_path / "old")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sqlite3, sys, time\n"
-         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(30)", str(existing)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert "held\n" == holder.stdout.readline()  # type: ignore[union-attr]
+    with lock_held_by_another_process(existing, 30):
         monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 200)
         one_line_error(run("--db", str(existing), "import-legacy", "--from", str(home)), "locked")
-    finally:
-        holder.kill()
-        holder.wait()
-        holder.stdout.close()  # type: ignore[union-attr]
 
 
 def test_console_script_status_and_migrate(db_path: Path) -> None:

@@ -13,30 +13,17 @@ import pytest
 from playhouse.test_utils import count_queries
 
 import dorkstore
-from dorkstore import DeliveryMetrics, TraceStore, migrate
+from dorkstore import TraceStore, migrate
 from dorkstore.backends import current
 from dorkstore.models.relay import RelayTrace
 from dorkstore.timestamps import format_timestamp
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, metrics_figures
 
 BEFORE_003 = "002_index_bucket_minute"
 STATUSES = ("sent", "delivered", "failed", "timeout")
 
 
-def figures(metrics: DeliveryMetrics) -> tuple[object, ...]:
-    """(total, delivered, failed, timed out, average, p95, subjects)."""
-    return (
-        metrics.total_messages,
-        metrics.delivered_count,
-        metrics.failed_count,
-        metrics.dead_lettered_count,
-        metrics.avg_delivery_latency_ms,
-        metrics.p95_delivery_latency_ms,
-        metrics.active_endpoints,
-    )
-
-
-def expected_figures(spans: list[tuple[str, str, str, str | None]]) -> tuple[object, ...]:
+def expected_metrics_figures(spans: list[tuple[str, str, str, str | None]]) -> tuple[object, ...]:
     """The figures of (status, subject, sent_at, delivered_at) spans, computed here.
 
     Latency is delivered_at - sent_at in milliseconds over spans that have both;
@@ -153,7 +140,7 @@ def test_metrics_equal_figures_computed_in_python(
     """Average, nearest-rank p95, counts and subjects equal an independent computation."""
     spans = random_spans(random.Random(count), count, subjects)
     record(traces, clock, spans)
-    assert expected_figures(spans) == figures(traces.get_metrics())
+    assert expected_metrics_figures(spans) == metrics_figures(traces.get_metrics())
 
 
 def test_many_subjects_are_counted_exactly(traces: TraceStore, clock: FakeClock) -> None:
@@ -208,6 +195,6 @@ def test_migration_003_backfills_delivered_spans(db_path: Path) -> None:
         assert migrate.available_migrations() == migrate.applied_migrations(db)
         for number, (_, _, sent, delivered) in enumerate(spans):
             assert RelayTrace.latency(sent, delivered) == stored_latency(db, f"M{number}")
-        assert expected_figures(spans) == figures(TraceStore().get_metrics())
+        assert expected_metrics_figures(spans) == metrics_figures(TraceStore().get_metrics())
     finally:
         dorkstore.close_db()

@@ -8,21 +8,8 @@ import peewee as pw
 import pytest
 from playhouse.test_utils import count_queries
 
-from dorkstore import ConflictError, DeliveryMetrics, TraceStore, ValidationError
-from tests.helpers import FakeClock
-
-
-def summary(metrics: DeliveryMetrics) -> tuple[object, ...]:
-    """The metrics as (total, delivered, failed, dead-lettered, avg, p95, endpoints)."""
-    return (
-        metrics.total_messages,
-        metrics.delivered_count,
-        metrics.failed_count,
-        metrics.dead_lettered_count,
-        metrics.avg_delivery_latency_ms,
-        metrics.p95_delivery_latency_ms,
-        metrics.active_endpoints,
-    )
+from dorkstore import ConflictError, TraceStore, ValidationError
+from tests.helpers import FakeClock, metrics_figures
 
 
 @pytest.fixture
@@ -117,7 +104,7 @@ def test_get_trace_orders_by_sent_at_then_id(traces: TraceStore, clock: FakeCloc
 def test_metrics_of_no_spans(traces: TraceStore) -> None:
     """No spans: zero counts and no latency."""
     metrics = traces.get_metrics()
-    assert (0, 0, 0, 0, None, None, 0) == summary(metrics)
+    assert (0, 0, 0, 0, None, None, 0) == metrics_figures(metrics)
     assert {"hop_limit": 0, "ttl_expired": 0, "cycle_detected": 0, "budget_exhausted": 0} == (
         metrics.budget_rejections
     )
@@ -136,7 +123,7 @@ def test_metrics_counts_and_nearest_rank_latency(traces: TraceStore, clock: Fake
     traces.insert_span("F1", "T", "subject-0", status="failed")
     traces.insert_span("X1", "T", "subject-9", status="dead_lettered")
     traces.insert_span("S1", "T", "subject-0")
-    assert (23, 20, 1, 1, 105.0, 190, 4) == summary(traces.get_metrics())
+    assert (23, 20, 1, 1, 105.0, 190, 4) == metrics_figures(traces.get_metrics())
 
 
 @pytest.mark.parametrize(
