@@ -42,6 +42,10 @@ with suppress(ImportError):
     import playhouse.postgres_ext as pw_pext
 
 
+#: A non-unique index: the previous release keeps working beside it (rolling upgrades).
+ADDITIVE = True
+
+
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     """Write your migrations here."""
     with migrator.fake():

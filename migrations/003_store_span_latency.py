@@ -12,6 +12,11 @@ Peewee gives the model's (``relaytrace_latency_ms``), not the table-based name
 ``migrator.add_fields`` would use: the migrator's state is updated under
 ``migrator.fake()`` and the column and index are made with SQL.
 
+Not additive (no ``ADDITIVE = True``), although it only adds a nullable column
+and an index: `get_metrics` relies on every delivered span having its latency,
+and a previous release beside it would deliver spans without one, which the
+metrics would then leave out. Stop the previous release before migrating.
+
 Some examples (model - class or model name)::
 
     > Model = migrator.orm['table_name']            # Return model in current state by name

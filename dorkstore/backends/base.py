@@ -108,8 +108,11 @@ class Backend(ABC):
         """Hold the lock that lets one process at a time read the history and migrate."""
 
     @abstractmethod
-    def history_before_connect(self, db: pw.Database, table: str) -> list[str] | None:
-        """Read the applied migrations without writing anything; None where there is no need."""
+    def history_before_connect(self, db: pw.Database, table: str) -> list[tuple[str, bool]] | None:
+        """Read (name, additive) per applied migration without writing; None where no need.
+
+        A history without an ``additive`` column marks none additive.
+        """
 
     @abstractmethod
     def schema_change(self, db: pw.Database, action: str) -> AbstractContextManager[None]:

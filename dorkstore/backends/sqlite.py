@@ -242,7 +242,7 @@ class SqliteBackend(Backend):
         finally:
             lock.release()
 
-    def history_before_connect(self, db: pw.Database, table: str) -> list[str] | None:
+    def history_before_connect(self, db: pw.Database, table: str) -> list[tuple[str, bool]] | None:
         """Read a file's history read-only, before the journal-mode switch writes anything."""
         if is_memory(db):
             return None
@@ -257,7 +257,7 @@ class SqliteBackend(Backend):
         try:
             if table not in sqlite_files.read_table_names(connection):
                 return []
-            return _history_names(connection, table, path)
+            return _history_rows(connection, table, path)
         except (apsw.NotADBError, apsw.CorruptError) as exc:
             raise DatabaseError(f"{path} is not a SQLite database ({exc})") from exc
         except apsw.Error as exc:
@@ -382,8 +382,8 @@ class SqliteBackend(Backend):
         )
 
 
-def _history_names(connection: apsw.Connection, table: str, path: Path) -> list[str]:
-    """Return the migration names in `table`; raise MigrationError if dorkstore did not write it."""
+def _history_rows(connection: apsw.Connection, table: str, path: Path) -> list[tuple[str, bool]]:
+    """Return (name, additive) per row of `table`; MigrationError if dorkstore did not write it."""
     columns = {row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')}
     missing = {"id", "name"} - columns
     if missing:
@@ -392,15 +392,20 @@ def _history_names(connection: apsw.Connection, table: str, path: Path) -> list[
             "it is not a dorkstore migration history"
         )
     # Qualified: SQLite reads an unknown double-quoted "name" alone as the string 'name'.
-    rows = connection.execute(f'SELECT "{table}"."name" FROM "{table}" ORDER BY "{table}"."id"')
-    names = [name for (name,) in rows]
-    for name in names:
+    flag = f'"{table}"."additive"' if "additive" in columns else "NULL"
+    rows = list(
+        connection.execute(
+            f'SELECT "{table}"."name", {flag} FROM "{table}" ORDER BY "{table}"."id"'
+        )
+    )
+    for name, _ in rows:
         if not isinstance(name, str):
             raise MigrationError(
                 f"{path}: table {table} holds a migration name that is not text "
                 f"({name!r}); the migration history is damaged"
             )
-    return names
+    # Only 1 is additive: NULL (a row written before the column existed) is not.
+    return [(name, additive == 1) for name, additive in rows]
 
 
 def _sql(*parts: str | pw.Node) -> pw.Node:

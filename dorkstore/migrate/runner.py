@@ -18,6 +18,34 @@ here rather than by `Router.run`, because the runner must
 Migration files must only *queue* operations on the migrator (``migrator.sql``,
 ``migrator.run`` and the schema helpers); a file that executes SQL when its
 ``migrate`` function is called breaks the replay.
+
+Rolling upgrades. With several machines on one database, one is upgraded first
+and migrates while the others still run the previous release. A migration file
+that sets ``ADDITIVE = True`` at module level (exactly True) declares that the
+previous release can run beside it: every statement that release runs still
+succeeds and means the same, and what it writes is still right for the new
+release (a new table; a nullable column the new code does not need filled; a
+non-unique index). Router.read executes the file and returns its functions, so
+the runner reads the flag from the globals of its ``migrate`` function.
+
+The previous release does not have the file, so the flag is stored with the
+migration: the history's ``additive`` column, nullable, on the one table every
+release already reads and that rolling back already cleans. Releases that read
+the history by name alone are not disturbed, and rows they insert get NULL:
+not additive. A history made before the column existed gets it (``ALTER TABLE
+... ADD COLUMN``) the next time migrations are applied, and the flags of the
+migrations already applied are written then from their files.
+
+A release that finds migrations it does not ship in the history
+
+- raises SchemaVersionError, changing nothing, if any of them is not additive
+  (releases before this one do so for every unknown migration);
+- raises SchemaVersionError too if it ships a migration the database lacks:
+  migrations are linear, so a newer release has every one an older release
+  ships, and a gap means the two histories have diverged;
+- otherwise logs a warning on the ``dorkstore`` logger and uses the database
+  as it is, applying nothing. It refuses to roll back (SchemaVersionError):
+  the unknown migrations may build on what would be undone.
 """
 
 from __future__ import annotations
@@ -30,6 +58,8 @@ from typing import Any
 
 import peewee as pw
 from peewee_migrate import Migrator, Router
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as migrate_schema
 
 from dorkstore.backends import backend_of
 from dorkstore.errors import DorkstoreError, MigrationError, SchemaVersionError
@@ -41,6 +71,7 @@ __all__ = [
     "HISTORY_TABLE",
     "LOCK_TIMEOUT_S",
     "MigrationHistory",
+    "applied_history",
     "applied_migrations",
     "apply_pending",
     "available_migrations",
@@ -60,10 +91,6 @@ LOCK_TIMEOUT_S = 60.0
 BACKUPS_KEPT = 3
 
 MigrationFunction = Callable[..., Any]
-# Qualified: SQLite reads an unknown double-quoted "name" alone as the string 'name'.
-_HISTORY_SQL = (
-    f'SELECT "{HISTORY_TABLE}"."name" FROM "{HISTORY_TABLE}" ORDER BY "{HISTORY_TABLE}"."id"'
-)
 
 
 class MigrationHistory(pw.Model):
@@ -71,6 +98,8 @@ class MigrationHistory(pw.Model):
 
     name = pw.CharField(unique=True)
     migrated_at = pw.TextField()
+    # Nullable: releases before the column insert rows without it (NULL: not additive).
+    additive = pw.BooleanField(null=True)
 
     class Meta:
         table_name = HISTORY_TABLE
@@ -102,28 +131,39 @@ def applied_migrations(db: pw.Database) -> list[str]:
     Raises MigrationError when the history is not one dorkstore wrote: its
     table lacks the ``id`` or ``name`` column, or holds a name that is not text.
     """
+    return [name for name, _ in applied_history(db)]
+
+
+def applied_history(db: pw.Database) -> list[tuple[str, bool]]:
+    """Return (name, additive) for each migration recorded in `db`, oldest first.
+
+    A migration is additive only when its row says so (an older history has
+    no flags: none is). Raises MigrationError as `applied_migrations` does.
+    """
     if HISTORY_TABLE not in db.get_tables():
         return []
-    try:
-        rows = db.execute_sql(_HISTORY_SQL).fetchall()
-    except Exception as exc:
-        missing = {"id", "name"} - {column.name for column in db.get_columns(HISTORY_TABLE)}
-        if missing:
-            location = backend_of(db).location(db)
-            raise MigrationError(
-                f"{location}: table {HISTORY_TABLE} has no {' or '.join(sorted(missing))} "
-                "column; it is not a dorkstore migration history"
-            ) from exc
-        raise
-    names = [name for (name,) in rows]
-    for name in names:
+    columns = {column.name for column in db.get_columns(HISTORY_TABLE)}
+    missing = {"id", "name"} - columns
+    if missing:
+        location = backend_of(db).location(db)
+        raise MigrationError(
+            f"{location}: table {HISTORY_TABLE} has no {' or '.join(sorted(missing))} "
+            "column; it is not a dorkstore migration history"
+        )
+    # Qualified: SQLite reads an unknown double-quoted "name" alone as the string 'name'.
+    table = f'"{HISTORY_TABLE}"'
+    flag = f'{table}."additive"' if "additive" in columns else "NULL"
+    sql = f'SELECT {table}."name", {flag} FROM {table} ORDER BY {table}."id"'
+    rows = db.execute_sql(sql).fetchall()
+    for name, _ in rows:
         if not isinstance(name, str):
             location = backend_of(db).location(db)
             raise MigrationError(
                 f"{location}: table {HISTORY_TABLE} holds a migration name that is not "
                 f"text ({name!r}); the migration history is damaged"
             )
-    return names
+    # 1 on SQLite, True on PostgreSQL; NULL or anything else is not additive.
+    return [(name, additive == 1) for name, additive in rows]
 
 
 def open_database(
@@ -156,30 +196,37 @@ def apply_pending(db: pw.Database, *, directory: Path | None = None) -> list[str
     A database that already has migrations is backed up first. Callers other
     than `open_database` should hold the migration lock; the history is read
     again under the write lock all the same. Raises SchemaVersionError when
-    the history names a migration this code does not ship, MigrationError when
-    one fails, leaves a foreign key dangling, or would build over tables that
-    some other program made.
+    the history names a migration this code does not ship that is not
+    additive, MigrationError when one fails, leaves a foreign key dangling, or
+    would build over tables that some other program made. Unknown migrations
+    that are all additive are logged as a warning, and nothing is applied.
     """
     backend = backend_of(db)
     files = router(db, directory)
     available = files.todo
-    applied = applied_migrations(db)
-    if not _pending(applied, available):
+    history = applied_history(db)
+    if not _pending(history, available, warn_about=db):
         return []
-    if applied:
-        backend.backup_before_migrating(db, applied[-1], BACKUPS_KEPT)
+    if history:
+        backend.backup_before_migrating(db, history[-1][0], BACKUPS_KEPT)
     with backend.schema_change(db, "migrate"):
-        applied = applied_migrations(db)  # again, now that the write lock is held
-        pending = _pending(applied, available)
+        history = applied_history(db)  # again, now that the write lock is held
+        pending = _pending(history, available)
+        if not pending:
+            return []
+        applied = [name for name, _ in history]
         if not applied:
             _refuse_foreign_tables(db)
         migrator = replay(db, files, applied)
-        pw.SchemaManager(MigrationHistory, database=db).create_all(safe=True)
+        _prepare_history(db, files, applied)
         for name in pending:
             logger.info("applying migration %s", name)
-            _run(files.read(name)[0], migrator, db, name)
-            history = MigrationHistory.insert(name=name, migrated_at=format_timestamp(utc_now()))
-            db.execute(history)
+            forward = files.read(name)[0]
+            _run(forward, migrator, db, name)
+            stamp = format_timestamp(utc_now())
+            db.execute(
+                MigrationHistory.insert(name=name, migrated_at=stamp, additive=_additive(forward))
+            )
     return pending
 
 
@@ -187,13 +234,20 @@ def rollback(db: pw.Database, *, to: str | None = None, directory: Path | None =
     """Roll back the migrations applied after `to` (all of them when None), newest first.
 
     Takes the migration lock and a backup first, as migrating does. Returns
-    the names rolled back. Raises MigrationError when `to` is not applied.
+    the names rolled back. Raises MigrationError when `to` is not applied, and
+    SchemaVersionError when the history names a migration this code does not
+    ship, additive or not (the unknown ones may build on what would be undone).
     """
     backend = backend_of(db)
     files = router(db, directory)
     with backend.migration_lock(db, LOCK_TIMEOUT_S):
         applied = applied_migrations(db)
-        _pending(applied, files.todo)
+        unknown = sorted(set(applied) - set(files.todo))
+        if unknown:
+            raise SchemaVersionError(
+                f"cannot roll back: the database was migrated by a newer dorkstore "
+                f"({', '.join(unknown)} is not in this version); upgrade dorkstore first"
+            )
         if to is not None and to not in applied:
             raise MigrationError(f"cannot roll back to {to}: it is not applied")
         undo = applied[applied.index(to) + 1 if to is not None else 0 :][::-1]
@@ -218,15 +272,76 @@ def replay(db: pw.Database, files: Router, names: Sequence[str]) -> Migrator:
     return migrator
 
 
-def _pending(applied: Sequence[str], available: Sequence[str]) -> list[str]:
-    unknown = sorted(set(applied) - set(available))
-    if unknown:
+def _pending(
+    history: Sequence[tuple[str, bool]],
+    available: Sequence[str],
+    *,
+    warn_about: pw.Database | None = None,
+) -> list[str]:
+    """Return the migrations in `available` that `history` lacks.
+
+    Raises SchemaVersionError when the history names a migration `available`
+    lacks that is not additive, or when it names only additive ones but lacks
+    one of `available` (diverged histories). Unknown additive migrations
+    otherwise mean nothing is pending; with `warn_about`, a warning names them
+    and that database.
+    """
+    known = set(available)
+    unknown = [(name, additive) for name, additive in history if name not in known]
+    done = {name for name, _ in history}
+    pending = [name for name in available if name not in done]
+    if not unknown:
+        return pending
+    names = ", ".join(name for name, _ in unknown)
+    refused = [name for name, additive in unknown if not additive]
+    if refused:
         raise SchemaVersionError(
-            f"the database was migrated by a newer dorkstore ({', '.join(unknown)} "
-            "is not in this version); upgrade dorkstore to open it"
+            f"the database was migrated by a newer dorkstore ({', '.join(refused)} "
+            "is not in this version, and not additive); upgrade dorkstore to open it"
         )
-    done = set(applied)
-    return [name for name in available if name not in done]
+    if pending:
+        raise SchemaVersionError(
+            f"the database was migrated by another dorkstore: it has {names}, which this "
+            f"version does not ship, but lacks {', '.join(pending)}, which it does; "
+            "open it with the release that migrated it"
+        )
+    if warn_about is not None:
+        logger.warning(
+            "%s was migrated by a newer dorkstore (%s not in this version, all additive): "
+            "using it as it is; upgrade dorkstore to use what they add",
+            backend_of(warn_about).location(warn_about),
+            names,
+        )
+    return []
+
+
+def _additive(forward: MigrationFunction) -> bool:
+    """Return True when the file of migration function `forward` sets ``ADDITIVE = True``."""
+    # Router.read execs the file and returns its functions; their globals are its module's.
+    return getattr(forward, "__globals__", {}).get("ADDITIVE") is True
+
+
+def _prepare_history(db: pw.Database, files: Router, applied: Sequence[str]) -> None:
+    """Create the history table, or give an older one the ``additive`` column; set the flags.
+
+    The flags of `applied` are (re)written from their files, so that migrations
+    applied before the column existed carry them for releases that lack the files.
+    """
+    if HISTORY_TABLE not in db.get_tables():
+        pw.SchemaManager(MigrationHistory, database=db).create_all()
+        return
+    if "additive" not in {column.name for column in db.get_columns(HISTORY_TABLE)}:
+        column = SchemaMigrator.from_database(db).add_column(
+            HISTORY_TABLE, "additive", MigrationHistory.additive
+        )
+        migrate_schema(column)
+    flags = {name: _additive(files.read(name)[0]) for name in applied}
+    for value in (True, False):
+        names = [name for name, additive in flags.items() if additive is value]
+        if names:
+            stale = MigrationHistory.additive.is_null() | (MigrationHistory.additive != value)
+            update = MigrationHistory.update(additive=value)
+            db.execute(update.where(MigrationHistory.name.in_(names) & stale))
 
 
 def _refuse_foreign_tables(db: pw.Database) -> None:
