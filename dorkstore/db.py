@@ -8,6 +8,7 @@ from pathlib import Path
 import peewee as pw
 
 from dorkstore.backends import Backend, Target, backend_of
+from dorkstore.backends.base import Durability
 from dorkstore.backends.postgres import POSTGRES, is_url
 from dorkstore.backends.sqlite import MEMORY, SQLITE
 from dorkstore.errors import DatabaseError, ValidationError
@@ -42,7 +43,9 @@ def default_path() -> Path:
     return Path(expanded) / "dork.db"
 
 
-def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Database:
+def init_db(
+    target: Target | None = None, *, migrate: bool = True, durability: Durability = "normal"
+) -> pw.Database:
     """Open the database, point `dorkstore.database` at it and return it.
 
     `target` is a file path, ``":memory:"``, a PostgreSQL URL
@@ -66,8 +69,14 @@ def init_db(target: Target | None = None, *, migrate: bool = True) -> pw.Databas
     database, ValidationError for a path SQLite cannot spell (bytes that are
     not UTF-8), SchemaVersionError when it was migrated by a newer dorkstore,
     and MigrationError when a migration fails or its history is damaged.
+
+    `durability` applies to every connection of every thread: "normal" (the
+    default; on SQLite ``synchronous=NORMAL`` in WAL mode, which never
+    corrupts the file but may lose the last commits to a power cut or an OS
+    crash) or "full" (every commit waits until it is on disk: SQLite's
+    ``synchronous=FULL``, PostgreSQL's ``synchronous_commit=on``).
     """
-    return _open(target, migrate=migrate)[0]
+    return _open(target, migrate=migrate, durability=durability)[0]
 
 
 def migrate_db(target: Target | None = None) -> list[str]:
@@ -99,10 +108,14 @@ def _outside_transaction(action: str) -> pw.Database | None:
     return db
 
 
-def _open(target: Target | None, *, migrate: bool) -> tuple[pw.Database, list[str]]:
+def _open(
+    target: Target | None, *, migrate: bool, durability: Durability = "normal"
+) -> tuple[pw.Database, list[str]]:
     _outside_transaction("open a database")
+    if durability not in ("normal", "full"):
+        raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
     backend, resolved = _resolve(target)
-    db = backend.open(resolved)
+    db = backend.open(resolved, durability=durability)
     try:
         applied = open_database(db, apply=migrate)
     except BaseException:

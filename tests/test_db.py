@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import stat
 from pathlib import Path
+from typing import Literal
 
 import apsw
 import peewee as pw
@@ -283,3 +284,27 @@ def test_target_of_the_wrong_type_is_a_validation_error(target: object) -> None:
     """Only str and os.PathLike[str] name a database."""
     with pytest.raises(ValidationError):
         dorkstore.init_db(target)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("durability", "level"), [("normal", 1), ("full", 2)])
+def test_durability_applies_to_every_thread(
+    db_path: Path, durability: Literal["normal", "full"], level: int
+) -> None:
+    """init_db(durability=...) sets synchronous on every connection of every thread."""
+    dorkstore.init_db(db_path, durability=durability)
+    seen: list[int] = []
+
+    def read() -> None:
+        seen.append(dorkstore.database.execute_sql("PRAGMA synchronous").fetchone()[0])
+        dorkstore.close_db()
+
+    run_in_threads(read, 3)
+    read()
+    assert [level] * 4 == seen
+
+
+def test_an_unknown_durability_is_refused(db_path: Path) -> None:
+    """Only 'normal' and 'full' are durabilities; nothing is created for another."""
+    with pytest.raises(ValidationError, match="durability"):
+        dorkstore.init_db(db_path, durability="paranoid")  # type: ignore[arg-type]
+    assert not db_path.exists()

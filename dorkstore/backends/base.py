@@ -11,10 +11,13 @@ from typing import Any, Literal
 
 import peewee as pw
 
-__all__ = ["Backend", "ErrorKind", "Target"]
+__all__ = ["Backend", "Durability", "ErrorKind", "Target"]
 
 #: An `init_db` target: a path, ``":memory:"`` or (later) a URL.
 Target = str | os.PathLike[str]
+
+#: How hard a commit holds on to the disk (`init_db(durability=...)`).
+Durability = Literal["normal", "full"]
 
 #: What a driver exception means, whatever the driver: a unique key refused the
 #: row; a foreign key did; another constraint did; another connection held a
@@ -40,8 +43,12 @@ class Backend(ABC):
         """Return True when `db` is a database of this backend."""
 
     @abstractmethod
-    def open(self, target: str) -> pw.Database:
-        """Return a new, unconnected database for `target` (a path here, a URL elsewhere)."""
+    def open(self, target: str, *, durability: Durability = "normal") -> pw.Database:
+        """Return a new, unconnected database for `target` (a path here, a URL elsewhere).
+
+        `durability` "full" makes every commit wait until it is on disk;
+        "normal" is each backend's fast, still crash-safe default.
+        """
 
     @abstractmethod
     def connect(self, db: pw.Database) -> None:

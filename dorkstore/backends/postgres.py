@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import peewee as pw
 
-from dorkstore.backends.base import Backend, ErrorKind
+from dorkstore.backends.base import Backend, Durability, ErrorKind
 from dorkstore.errors import DatabaseError, MigrationError
 from dorkstore.sqlite_files import BUSY_TIMEOUT_MS
 
@@ -117,8 +117,12 @@ class PostgresBackend(Backend):
         """Return True for a Peewee PostgreSQL database."""
         return isinstance(db, pw.PostgresqlDatabase)
 
-    def open(self, target: str) -> pw.Database:
-        """Return an unconnected database for a ``postgresql://user:pw@host:port/db`` URL."""
+    def open(self, target: str, *, durability: Durability = "normal") -> pw.Database:
+        """Return an unconnected database for a ``postgresql://user:pw@host:port/db`` URL.
+
+        "normal" durability keeps the server's own setting; "full" asks for
+        ``synchronous_commit=on`` on every connection.
+        """
         try:
             import psycopg  # noqa: F401, PLC0415  # only to say what is missing
         except ImportError as exc:
@@ -130,6 +134,8 @@ class PostgresBackend(Backend):
         if not name:
             raise DatabaseError(f"{redacted(target)} names no database (…/DBNAME)")
         options = f"-c lock_timeout={BUSY_TIMEOUT_MS} -c idle_in_transaction_session_timeout=0"
+        if durability == "full":
+            options += " -c synchronous_commit=on"
         connect: dict[str, Any] = {"options": options, "prefer_psycopg3": True}
         for key, value in (
             ("user", parts.username),

@@ -20,7 +20,7 @@ import peewee as pw
 from playhouse.apsw_ext import APSWDatabase
 
 from dorkstore import sqlite_files
-from dorkstore.backends.base import Backend, ErrorKind
+from dorkstore.backends.base import Backend, Durability, ErrorKind
 from dorkstore.errors import DatabaseBusyError, DatabaseError, MigrationError
 from dorkstore.models.base import database
 from dorkstore.timestamps import utc_now
@@ -96,7 +96,7 @@ class SqliteBackend(Backend):
         """Return True for an APSW (or any Peewee SQLite) database."""
         return isinstance(db, pw.SqliteDatabase)
 
-    def open(self, target: str) -> pw.Database:
+    def open(self, target: str, *, durability: Durability = "normal") -> pw.Database:
         """Return a database for the file `target` (created 0600) or ``":memory:"``.
 
         ``":memory:"`` is a new, empty database shared by every thread: plain
@@ -106,7 +106,9 @@ class SqliteBackend(Backend):
         """
         check_sqlite_version(apsw.sqlitelibversion())
         timeout = BUSY_TIMEOUT_MS / 1000
-        pragmas = (("busy_timeout", BUSY_TIMEOUT_MS), *PRAGMAS[1:])
+        # durability names SQLite's own synchronous levels: "normal" or "full".
+        chosen = {"busy_timeout": BUSY_TIMEOUT_MS, "synchronous": durability}
+        pragmas = tuple((name, chosen.get(name, value)) for name, value in PRAGMAS)
         if target == MEMORY:
             uri = f"{_MEMORY_URI}{uuid.uuid4().hex}?vfs=memdb"
             flags = apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
