@@ -12,7 +12,8 @@ from typing import Any
 
 import peewee as pw
 
-from dorkstore.backends import backend_of, current, current_database
+from dorkstore.backends import Backend, backend_of, current, current_database
+from dorkstore.backends.postgres import POSTGRES
 from dorkstore.errors import DorkstoreError
 from dorkstore.migrate.runner import applied_migrations, available_migrations
 from dorkstore.models import MODELS, MeshAgent, RelayMessage, RelayTrace
@@ -63,12 +64,17 @@ def row_counts() -> dict[str, int]:
 
 
 def status() -> dict[str, Any]:
-    """Return where the database is, what its backend reports, its migrations and row counts."""
+    """Return where the database is, its backend, what that reports, migrations and row counts.
+
+    ``path`` is a file, ``":memory:"`` or a URL without its password;
+    ``backend`` is ``"sqlite"`` or ``"postgresql"``.
+    """
     db = current_database()
     backend = backend_of(db)
     applied, available = applied_migrations(db), available_migrations()
     return {
         "path": backend.location(db),
+        "backend": backend.name,
         **backend.describe(db),
         "applied_migrations": applied,
         "pending_migrations": [name for name in available if name not in applied],
@@ -124,11 +130,20 @@ def _wrong_latency_rows() -> tuple[list[str], int]:
 
 
 def backup(dest: Path) -> Path:
-    """Copy the database to the new file `dest`, or to a dated new file in the directory `dest`."""
+    """Copy the database to the new file `dest`, or to a dated new file in the directory `dest`.
+
+    The dated file is named after the database file (``dork.db.backup-<UTC>``),
+    or after a PostgreSQL database (``<dbname>.pg_dump.backup-<UTC>``).
+    """
     db = current_database()
     backend = backend_of(db)
     if dest.is_dir():
-        location = Path(backend.location(db))
-        name = location.name if location.is_file() else "memory.db"
-        dest = new_backup_path(dest, f"{name}.backup-", utc_now())
+        dest = new_backup_path(dest, f"{_backup_name(db, backend)}.backup-", utc_now())
     return backend.backup(db, dest)
+
+
+def _backup_name(db: pw.Database, backend: Backend) -> str:
+    if backend is POSTGRES:
+        return f"{db.database}.pg_dump"
+    location = Path(backend.location(db))
+    return location.name if location.is_file() else "memory.db"
