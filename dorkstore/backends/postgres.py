@@ -30,9 +30,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import peewee as pw
 
+from dorkstore import sqlite_files
 from dorkstore.backends.base import Backend, Durability, ErrorKind
 from dorkstore.errors import DatabaseError, MigrationError
-from dorkstore.sqlite_files import BUSY_TIMEOUT_MS
 
 __all__ = ["POSTGRES", "URL_SCHEMES", "PostgresBackend", "is_url", "redacted"]
 
@@ -99,11 +99,28 @@ class _Postgres(pw.PostgresqlDatabase):
         return connection
 
     def connections(self) -> weakref.WeakSet[Any]:
-        """Return the open connections of every thread (Peewee keeps them per thread)."""
-        found: weakref.WeakSet[Any] | None = self.__dict__.get("_connections")
-        if found is None:
-            found = self.__dict__["_connections"] = weakref.WeakSet()
-        return found
+        """Return the open connections of every thread (Peewee keeps them per thread).
+
+        Only this process's: a forked child must never close the ones it
+        inherited, since closing sends the server a goodbye on the parent's socket.
+        """
+        found: tuple[int, weakref.WeakSet[Any]] | None = self.__dict__.get("_connections")
+        if found is None or found[0] != os.getpid():
+            found = self.__dict__["_connections"] = (os.getpid(), weakref.WeakSet())
+        return found[1]
+
+    def rollback(self) -> None:
+        """Roll back; after a lost connection there is nothing left to roll back.
+
+        The server rolled the transaction back when the session ended. The
+        last transaction to unwind drops the connection, so the next call reconnects.
+        """
+        state = self._state  # type: ignore[attr-defined]  # Peewee's per-thread connection
+        if state.conn is not None and state.conn.closed:
+            if not state.transactions:
+                state.reset()
+            return
+        super().rollback()
 
 
 class PostgresBackend(Backend):
@@ -133,7 +150,9 @@ class PostgresBackend(Backend):
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise DatabaseError(f"{redacted(target)} names no database (…/DBNAME)")
-        options = f"-c lock_timeout={BUSY_TIMEOUT_MS} -c idle_in_transaction_session_timeout=0"
+        # Read now, not at import: the busy timeout in force when the database opens.
+        timeout = sqlite_files.BUSY_TIMEOUT_MS
+        options = f"-c lock_timeout={timeout} -c idle_in_transaction_session_timeout=0"
         if durability == "full":
             options += " -c synchronous_commit=on"
         connect: dict[str, Any] = {"options": options, "prefer_psycopg3": True}
@@ -217,19 +236,35 @@ class PostgresBackend(Backend):
         """Begin a transaction holding the advisory lock of `key` (default: the whole database).
 
         Transaction-scoped: the lock ends with the transaction. Nested in
-        another transaction it is a savepoint, and takes its lock there.
+        another transaction it is a savepoint, and takes its lock there. A lock
+        not granted within the busy timeout, or a connection lost on the way in
+        or out, raises the dorkstore error here too, as a repository method would.
         """
-        with db.atomic() as transaction:
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_lock_key(key or "database"),))
-            yield transaction
+        from dorkstore.backends import translate  # noqa: PLC0415  # that module imports this one
+
+        try:
+            with db.atomic() as transaction:
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_lock_key(key or "database"),))
+                yield transaction
+        except Exception as exc:
+            translated = translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
 
     def recover(self, db: pw.Database) -> None:
-        """Drop this thread's broken connection, so that the next call reconnects."""
+        """Drop this thread's broken connection, so that the next call reconnects.
+
+        Inside a transaction the connection is closed but Peewee's stack of open
+        transactions is kept, so that they unwind as usual; the last one out
+        drops the connection (`_Postgres.rollback`).
+        """
         state = db._state  # type: ignore[attr-defined]  # Peewee's per-thread connection
         if state.conn is not None:
             with suppress(Exception):  # it is broken already
                 state.conn.close()
-        state.reset()
+        if not state.transactions:
+            state.reset()
 
     # --- SQL only PostgreSQL understands ------------------------------------------
 
