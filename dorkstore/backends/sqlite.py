@@ -203,6 +203,10 @@ class SqliteBackend(Backend):
             "WHERE element.type <> 'text') END"
         )  # fmt: skip
 
+    def delete_unlocked(self, model: type[pw.Model], condition: pw.Node) -> pw.Node:
+        """Return a plain DELETE: SQLite's write lock is the whole file, so nothing is held."""
+        return model.delete().where(condition)
+
     def is_wal_mode(self, db: pw.Database) -> bool:
         """Return True when the journal mode is ``wal``."""
         (mode,) = db.execute_sql("PRAGMA journal_mode").fetchone()

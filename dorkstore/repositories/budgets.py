@@ -7,7 +7,7 @@ from datetime import timedelta
 import peewee as pw
 
 from dorkstore import validation as check
-from dorkstore.backends import guarded, write_transaction
+from dorkstore.backends import current, guarded, write_transaction
 from dorkstore.models.mesh import RateLimitBucket
 from dorkstore.records import BudgetCheck
 from dorkstore.repositories.base import Repository
@@ -37,8 +37,12 @@ INCREMENT = Statement(
         update={RateLimitBucket.count: RateLimitBucket.count + const(1)},
     )
 )
+#: Every agent's expired buckets, but none another transaction holds: pruning under one
+#: agent's lock must not wait for another agent's (PostgreSQL locks rows, not the file).
 PRUNE = Statement(
-    lambda: RateLimitBucket.delete().where(RateLimitBucket.bucket_minute < slot("before"))
+    lambda: current().delete_unlocked(
+        RateLimitBucket, RateLimitBucket.bucket_minute < slot("before")
+    )
 )
 
 
