@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -308,3 +309,10 @@ def test_an_unknown_durability_is_refused(db_path: Path) -> None:
     with pytest.raises(ValidationError, match="durability"):
         dorkstore.init_db(db_path, durability="paranoid")  # type: ignore[arg-type]
     assert not db_path.exists()
+
+
+def test_a_url_without_the_postgres_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg installed, a PostgreSQL URL is one DatabaseError naming the extra."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails
+    with pytest.raises(DatabaseError, match=r"pip install 'dorkstore\[postgres\]'"):
+        dorkstore.init_db("postgresql://user:secret@127.0.0.1:1/dork")
