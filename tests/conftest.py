@@ -75,6 +75,17 @@ def pg_database() -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The session's migrated PostgreSQL database, emptied and opened; skipped without a server."""
+    if PG_URL is None:
+        pytest.skip("DORKSTORE_TEST_PG is not set: no PostgreSQL server to test against")
+    url: str = request.getfixturevalue("pg_database")
+    dorkstore.init_db(url).execute_sql(f"TRUNCATE {', '.join(sorted(TABLES))} CASCADE")
+    yield url
+    dorkstore.close_db()
+
+
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, db_path: Path) -> Iterator[pw.Database]:
     """A freshly migrated, empty database (SQLite file, SQLite in memory, PostgreSQL)."""

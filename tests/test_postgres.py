@@ -56,17 +56,6 @@ START = datetime(2026, 2, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The session's migrated PostgreSQL database, emptied and opened; skipped without a server."""
-    if PG_URL is None:
-        pytest.skip("DORKSTORE_TEST_PG is not set: no PostgreSQL server to test against")
-    url: str = request.getfixturevalue("pg_database")
-    dorkstore.init_db(url).execute_sql(f"TRUNCATE {', '.join(sorted(TABLES))} CASCADE")
-    yield url
-    dorkstore.close_db()
-
-
-@pytest.fixture
 def new_pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database for this test alone (dropped after)."""
     if PG_URL is None:

@@ -14,7 +14,19 @@ import dorkstore.legacy
 
 pytestmark = pytest.mark.stress
 
-FILES = 30_000
+#: Per backend: envelope files to rebuild, and old messages to import. On SQLite the
+#: import must take several busy timeouts, so one transaction would starve the server.
+SIZES = {"sqlite": (30_000, 300_000), "postgres": (10_000, 30_000)}
+
+
+@pytest.fixture(params=sorted(SIZES))
+def live_target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(backend, target): a new SQLite file, or the session's emptied PostgreSQL database."""
+    if request.param == "postgres":
+        return "postgres", request.getfixturevalue("pg_url")
+    path = str(tmp_path / "dork.db")
+    dorkstore.init_db(path)
+    return "sqlite", path
 
 
 def envelope(message_id: str) -> dict[str, Any]:
@@ -63,20 +75,21 @@ def files_on_disk(root: Path) -> dict[str, str]:
     }
 
 
-def test_rebuild_beside_a_live_relay_keeps_every_message(tmp_path: Path) -> None:
+def test_rebuild_beside_a_live_relay_keeps_every_message(
+    tmp_path: Path, live_target: tuple[str, str]
+) -> None:
     """Every envelope on disk is in the index after a rebuild that a relay wrote through."""
-    root, db_path = tmp_path / "mailboxes", tmp_path / "dork.db"
+    backend, target = live_target
+    files = SIZES[backend][0]
+    root = tmp_path / "mailboxes"
     for endpoint in ("old", "live"):
         for folder in ("tmp", "new", "cur", "failed"):
             (root / endpoint / folder).mkdir(parents=True)
-    for number in range(FILES):
+    for number in range(files):
         deliver(root, "old", "new" if number % 2 else "cur", f"OLD{number:08d}")
-    dorkstore.init_db(db_path)
     context = multiprocessing.get_context("spawn")
     started, stop, written = context.Event(), context.Event(), context.Value("q", 0)
-    writer = context.Process(
-        target=live_relay, args=(str(db_path), str(root), started, stop, written)
-    )
+    writer = context.Process(target=live_relay, args=(target, str(root), started, stop, written))
     writer.start()
     try:
         assert started.wait(60)
@@ -94,14 +107,9 @@ def test_rebuild_beside_a_live_relay_keeps_every_message(tmp_path: Path) -> None
         for message in dorkstore.RelayIndex().get_by_endpoint(endpoint)
     }
     on_disk = files_on_disk(root)
-    assert FILES + written.value == len(on_disk)
+    assert files + written.value == len(on_disk)
     assert on_disk == rows
     dorkstore.close_db()
-
-
-OLD_MESSAGES = (
-    300_000  # the import takes several busy timeouts: one transaction would starve the server
-)
 
 
 def old_relay_database(path: Path, count: int) -> None:
@@ -140,17 +148,18 @@ def live_server(path: str, started: Any, stop: Any, written: Any, errors: Any) -
         written.value = number
 
 
-def test_import_legacy_beside_a_live_server_blocks_no_writer(tmp_path: Path) -> None:
+def test_import_legacy_beside_a_live_server_blocks_no_writer(
+    tmp_path: Path, live_target: tuple[str, str]
+) -> None:
     """A server keeps writing through an import: nothing busy, every row of both sides kept."""
-    home, db_path = tmp_path / "old", tmp_path / "dork.db"
-    old_relay_database(home / "relay" / "index.db", OLD_MESSAGES)
-    dorkstore.init_db(db_path)
+    backend, target = live_target
+    old_messages = SIZES[backend][1]
+    home = tmp_path / "old"
+    old_relay_database(home / "relay" / "index.db", old_messages)
     context = multiprocessing.get_context("spawn")
     started, stop = context.Event(), context.Event()
     written, errors = context.Value("q", 0), context.Value("q", 0)
-    server = context.Process(
-        target=live_server, args=(str(db_path), started, stop, written, errors)
-    )
+    server = context.Process(target=live_server, args=(target, started, stop, written, errors))
     server.start()
     try:
         assert started.wait(60)
@@ -163,9 +172,9 @@ def test_import_legacy_beside_a_live_server_blocks_no_writer(tmp_path: Path) -> 
     assert 0 == server.exitcode
     assert during > 0, "the server wrote nothing while the import ran"
     assert 0 == errors.value
-    assert OLD_MESSAGES == report.imported["relay_index"]
+    assert old_messages == report.imported["relay_index"]
     relay = dorkstore.RelayIndex()
-    assert OLD_MESSAGES == relay.count_pending_by_endpoint("ep-old")
+    assert old_messages == relay.count_pending_by_endpoint("ep-old")
     assert written.value == relay.count_pending_by_endpoint("ep-live")
     assert written.value == len(dorkstore.DenialList().list())
     dorkstore.close_db()

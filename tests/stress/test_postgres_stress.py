@@ -14,7 +14,6 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +21,14 @@ import pytest
 
 import dorkstore
 import dorkstore.legacy
-from tests.helpers import TABLES, run_in_processes
+from tests.helpers import run_in_processes
 from tests.pg_workers import connect, insert_in_order, write_through_outages
-from tests.stress.test_live_writers import (
-    deliver,
-    files_on_disk,
-    live_relay,
-    live_server,
-    old_relay_database,
-)
 from tests.stress.workers import insert_batches_forever
 
 pytestmark = pytest.mark.stress
 PG_URL = os.environ.get("DORKSTORE_TEST_PG")
 CONTEXT = multiprocessing.get_context("spawn")
 ROUNDS = int(os.environ.get("DORKSTORE_KILL_ROUNDS", "10"))
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The session's migrated PostgreSQL database, emptied and opened; skipped without a server."""
-    if PG_URL is None:
-        pytest.skip("DORKSTORE_TEST_PG is not set: no PostgreSQL server to test against")
-    url: str = request.getfixturevalue("pg_database")
-    dorkstore.init_db(url).execute_sql(f"TRUNCATE {', '.join(sorted(TABLES))} CASCADE")
-    yield url
-    dorkstore.close_db()
 
 
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -180,67 +161,3 @@ def test_a_server_restart_under_load_fails_calls_cleanly_and_service_resumes(pg_
     present = relay_ids(pg_url)
     assert ok <= present
     assert present <= tried
-
-
-# --- operators beside a live writer (tests/stress/test_live_writers.py, on PostgreSQL) ----
-
-FILES = 10_000
-OLD_MESSAGES = 30_000  # six import batches
-
-
-def test_rebuild_beside_a_live_relay_keeps_every_message(pg_url: str, tmp_path: Path) -> None:
-    """Every envelope on disk is in the index after a rebuild that a relay wrote through."""
-    root = tmp_path / "mailboxes"
-    for endpoint in ("old", "live"):
-        for folder in ("tmp", "new", "cur", "failed"):
-            (root / endpoint / folder).mkdir(parents=True)
-    for number in range(FILES):
-        deliver(root, "old", "new" if number % 2 else "cur", f"OLD{number:08d}")
-    started, stop, written = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Value("q", 0)
-    writer = CONTEXT.Process(target=live_relay, args=(pg_url, str(root), started, stop, written))
-    writer.start()
-    try:
-        assert started.wait(60)
-        before = written.value
-        indexed = dorkstore.RelayIndex().rebuild(root)
-        during = written.value - before
-    finally:
-        stop.set()
-        writer.join(60)
-    assert 0 == writer.exitcode
-    assert during > 0, "the relay wrote nothing while the index was rebuilt"
-    assert indexed >= FILES + before
-    rows = {
-        message.id: message.status
-        for endpoint in ("old", "live")
-        for message in dorkstore.RelayIndex().get_by_endpoint(endpoint)
-    }
-    on_disk = files_on_disk(root)
-    assert FILES + written.value == len(on_disk)
-    assert on_disk == rows
-
-
-def test_import_legacy_beside_a_live_server_blocks_no_writer(pg_url: str, tmp_path: Path) -> None:
-    """A server keeps writing through an import: nothing busy, every row of both sides kept."""
-    home = tmp_path / "old"
-    old_relay_database(home / "relay" / "index.db", OLD_MESSAGES)
-    started, stop = CONTEXT.Event(), CONTEXT.Event()
-    written, errors = CONTEXT.Value("q", 0), CONTEXT.Value("q", 0)
-    server = CONTEXT.Process(target=live_server, args=(pg_url, started, stop, written, errors))
-    server.start()
-    try:
-        assert started.wait(60)
-        before = written.value
-        report = dorkstore.legacy.import_legacy(home)
-        during = written.value - before
-    finally:
-        stop.set()
-        server.join(60)
-    assert 0 == server.exitcode
-    assert during > 0, "the server wrote nothing while the import ran"
-    assert 0 == errors.value
-    assert OLD_MESSAGES == report.imported["relay_index"]
-    relay = dorkstore.RelayIndex()
-    assert OLD_MESSAGES == relay.count_pending_by_endpoint("ep-old")
-    assert written.value == relay.count_pending_by_endpoint("ep-live")
-    assert written.value == len(dorkstore.DenialList().list())
