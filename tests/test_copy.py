@@ -19,7 +19,7 @@ from dorkstore.backends.postgres import redacted
 from dorkstore.cli import cli
 from dorkstore.copy import copy_database
 from dorkstore.legacy import import_legacy
-from dorkstore.models import MODELS, AgentDenial, PulseSchedule, RateLimitBucket, RelayMessage
+from dorkstore.models import MODELS, AgentDenial, RateLimitBucket, RelayMessage
 from tests.helpers import TABLES, stdlib_sqlite
 from tests.old_layout import build
 from tests.pg import PG_URL, needs_pg, new_database, password_of, run_sql
@@ -258,21 +258,43 @@ def test_a_row_postgresql_refuses_leaves_the_destination_empty(source: Path, pg_
 # --- verification -------------------------------------------------------------------------
 
 
+#: Triggers on the destination that lose a denial, change a schedule and invent a bucket
+#: as the copy writes: real damage for the verification to find, no function patched.
+SQLITE_TAMPERING = (
+    "CREATE TRIGGER lose AFTER INSERT ON agent_denials WHEN NEW.id = 'B' "
+    "BEGIN DELETE FROM agent_denials WHERE id = NEW.id; END",
+    "CREATE TRIGGER change AFTER INSERT ON pulse_schedules WHEN NOT NEW.enabled "
+    "BEGIN UPDATE pulse_schedules SET enabled = 1, name = 'renamed' WHERE id = NEW.id; END",
+    "CREATE TRIGGER invent AFTER INSERT ON rate_limit_buckets WHEN NEW.agent_id <> 'new' "
+    "BEGIN INSERT OR IGNORE INTO rate_limit_buckets VALUES ('new', 1, 1); END",
+)
+POSTGRES_TAMPERING = (
+    # Nested IFs: PL/pgSQL resolves every field of a condition, even past a false AND.
+    "CREATE FUNCTION tamper() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "IF TG_TABLE_NAME = 'agent_denials' THEN IF NEW.id = 'B' THEN "
+    "DELETE FROM agent_denials WHERE id = NEW.id; END IF; END IF; "
+    "IF TG_TABLE_NAME = 'pulse_schedules' THEN IF NOT NEW.enabled THEN "
+    "UPDATE pulse_schedules SET enabled = TRUE, name = 'renamed' WHERE id = NEW.id; "
+    "END IF; END IF; "
+    "IF TG_TABLE_NAME = 'rate_limit_buckets' THEN IF NEW.agent_id <> 'new' THEN "
+    "INSERT INTO rate_limit_buckets VALUES ('new', 1, 1) ON CONFLICT DO NOTHING; "
+    "END IF; END IF; "
+    "RETURN NULL; END $$",
+    *(
+        f"CREATE TRIGGER tamper AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION tamper()"
+        for table in ("agent_denials", "pulse_schedules", "rate_limit_buckets")
+    ),
+)
+
+
 @pytest.fixture
-def lossy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the copy lose a denial, change a schedule and invent a bucket, after it commits."""
-    copy_all = copy._copy_all
-
-    def copy_badly(source: pw.Database, dest: pw.Database) -> dict[type[pw.Model], int]:
-        copied = copy_all(source, dest)
-        dest.execute(AgentDenial.delete().where(AgentDenial.id == "B"))
-        dest.execute(
-            PulseSchedule.update(enabled=True, name="renamed").where(~PulseSchedule.enabled)
-        )
-        dest.execute(RateLimitBucket.insert(agent_id="new", bucket_minute=1, count=1))
-        return copied
-
-    monkeypatch.setattr(copy, "_copy_all", copy_badly)
+def lossy(empty_dest: str) -> None:
+    """Migrate the destination and give it triggers that damage what the copy writes."""
+    db = dorkstore.init_db(empty_dest)
+    postgres = isinstance(db, pw.PostgresqlDatabase)
+    for statement in POSTGRES_TAMPERING if postgres else SQLITE_TAMPERING:
+        db.execute_sql(statement)
+    dorkstore.close_db()
 
 
 @pytest.mark.usefixtures("lossy")
@@ -309,10 +331,10 @@ def test_command_prints_the_report(source: Path, empty_dest: str) -> None:
 
 
 @pytest.mark.usefixtures("lossy")
-def test_command_exits_1_when_verification_fails(source: Path, tmp_path: Path) -> None:
+def test_command_exits_1_when_verification_fails(source: Path, empty_dest: str) -> None:
     """A difference is a finding: the report on stdout, exit status 1, nothing on stderr."""
     denials = len(dump(source)["agent_denials"])
-    result = run("copy", str(source), str(tmp_path / "dest.db"))
+    result = run("copy", str(source), empty_dest)
     assert (1, "") == (result.exit_code, result.stderr)
     assert (
         f"agent_denials: {denials} rows copied; {denials} in the source, {denials - 1} in the "
