@@ -20,7 +20,7 @@ from dorkstore.models.relay import RelayMessage
 from dorkstore.records import MAILDIR_STATUSES, IndexedMessage
 from dorkstore.timestamps import parse_timestamp
 
-__all__ = ["MalformedFileError", "envelope_row", "message_files"]
+__all__ = ["MalformedFileError", "envelope_paths", "envelope_row", "message_files"]
 
 
 class MalformedFileError(Exception):
@@ -37,15 +37,22 @@ def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
     mid-move is indexed with its later status. Raises ValidationError if `root`
     cannot be read.
     """
+    for path, status, problem in envelope_paths(root):
+        yield Path(path), status, problem
+
+
+def envelope_paths(root: Path | str) -> Iterator[tuple[str, str, str | None]]:
+    """Yield what `message_files` yields, with each path as a str (cheaper by the 100,000)."""
     try:
-        names = sorted(entry.name for entry in os.scandir(root))
+        with os.scandir(root) as scan:
+            names = sorted(entry.name for entry in scan)
     except OSError as exc:
         raise ValidationError(f"cannot read maildir_root {root}: {exc.strerror}") from exc
     for name in names:
         for subdirectory, status in MAILDIR_STATUSES.items():
-            folder = root / name / subdirectory
+            folder = os.path.join(root, name, subdirectory)
             try:
-                if not folder.is_dir():
+                if not os.path.isdir(folder):
                     continue
                 with os.scandir(folder) as scan:
                     entries = sorted(
@@ -56,7 +63,7 @@ def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
                 yield folder, status, f"unreadable: folder: {exc.strerror or exc}"
                 continue
             for entry in entries:
-                yield folder / entry.name, status, _entry_problem(entry)
+                yield entry.path, status, _entry_problem(entry)
 
 
 def _is_envelope_name(name: str) -> bool:
@@ -72,8 +79,9 @@ def _entry_problem(entry: os.DirEntry[str]) -> str | None:
     return None if regular else "unreadable: not a regular file"
 
 
-def envelope_row(path: Path, status: str) -> dict[str, Any]:
+def envelope_row(path: Path | str, status: str) -> dict[str, Any]:
     """Read one envelope and return its index row; raise MalformedFileError saying why not."""
+    path = os.fspath(path)
     try:
         envelope = json.loads(_read_regular_file(path))
     except OSError as exc:
@@ -82,7 +90,7 @@ def envelope_row(path: Path, status: str) -> dict[str, Any]:
         raise MalformedFileError(f"not JSON: {exc}") from exc
     if not isinstance(envelope, dict):
         raise MalformedFileError("not a JSON object")
-    message_id = path.name.removesuffix(".json")
+    message_id = os.path.basename(path).removesuffix(".json")
     if envelope.get("id") != message_id:
         raise MalformedFileError(
             f"id mismatch: the file name says {message_id!r}, the envelope {envelope.get('id')!r}"
@@ -92,7 +100,7 @@ def envelope_row(path: Path, status: str) -> dict[str, Any]:
         message = IndexedMessage(
             id=message_id,
             subject=envelope.get("subject"),  # type: ignore[arg-type]  # to_row checks types
-            endpoint_hash=path.parent.parent.name,
+            endpoint_hash=os.path.basename(os.path.dirname(os.path.dirname(path))),
             sender=envelope.get("from"),
             status=status,
             expires_at=parse_timestamp(ttl, "budget.ttl", epoch_ms=True) if ttl else None,
@@ -115,13 +123,16 @@ def _ttl(budget: object) -> int | None:
     raise ValidationError(f"budget.ttl must be epoch milliseconds, got {ttl!r}")
 
 
-def _read_regular_file(path: Path) -> bytes:
+def _read_regular_file(path: str) -> bytes:
     """Read a file, refusing (not blocking on) anything that became a FIFO or device."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            return file.read()
+        chunks = [os.read(fd, status.st_size + 1)]
+        while chunks[-1]:  # it grew since fstat: read the rest
+            chunks.append(os.read(fd, 1 << 16))
+        return b"".join(chunks)
     finally:
         os.close(fd)

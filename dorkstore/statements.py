@@ -237,7 +237,13 @@ class Statement(Generic[T]):
         """Return every selected row (through `into`)."""
         db, built = self._prepare()
         rows = db.execute_sql(built.sql, built.bind(values)).fetchall()
-        return [self._row(built, row) for row in rows]
+        if built.converters:
+            return [self._row(built, row) for row in rows]
+        # The common case, in one comprehension: a page of rows is the hot path.
+        columns, into = built.columns, self.into
+        if into is None:
+            return [dict(zip(columns, row, strict=False)) for row in rows]  # type: ignore[misc]
+        return [into(dict(zip(columns, row, strict=False))) for row in rows]
 
     def scalar(self, **values: Any) -> Any:
         """Return the first column of the first row, or None when there is no row."""
@@ -273,7 +279,7 @@ class Statement(Generic[T]):
                 if values[index] is not None:
                     values[index] = convert(values[index])
             row = values
-        mapped = dict(zip(built.columns, row, strict=True))
+        mapped = dict(zip(built.columns, row, strict=False))  # one value per column
         return mapped if self.into is None else self.into(mapped)
 
     def _prepare(self) -> tuple[pw.Database, _Built]:

@@ -14,7 +14,7 @@ import peewee as pw
 from dorkstore import validation as check
 from dorkstore.backends import current, current_database, guarded, write_transaction
 from dorkstore.errors import ValidationError
-from dorkstore.maildir import MalformedFileError, envelope_row, message_files
+from dorkstore.maildir import MalformedFileError, envelope_paths, envelope_row
 from dorkstore.models.relay import RelayMessage
 from dorkstore.records import MESSAGE_STATUSES, IndexedMessage, MessagePage, RelayMetrics
 from dorkstore.repositories.base import Repository
@@ -83,7 +83,7 @@ DELETE_EXPIRED = Statement(
     lambda: RelayMessage.delete().where(RelayMessage.expires_at < slot("now"))
 )
 DELETE_MESSAGE = Statement(lambda: RelayMessage.delete().where(RelayMessage.id == slot("id")))
-ALL_IDS = Statement(lambda: RelayMessage.select(RelayMessage.id))
+ALL_ROWS = Statement(lambda: RelayMessage.select(*_COLUMNS))
 COUNT_BY_STATUS = Statement(
     lambda: RelayMessage.select(RelayMessage.status, _COUNT.alias("count")).group_by(
         RelayMessage.status
@@ -258,17 +258,18 @@ class RelayIndex(Repository):
             raise ValidationError(f"maildir_root {root} is not a directory")
         scan = _Scan(report)
         read = {
-            path: scan.read(path, status, problem) for path, status, problem in message_files(root)
+            path: scan.read(path, status, problem) for path, status, problem in envelope_paths(root)
         }
         with write_transaction():
             rows: dict[str, dict[str, Any]] = {}
-            for path, status, problem in message_files(root):  # again, under the lock
+            for path, status, problem in envelope_paths(root):  # again, under the lock
                 row = read[path] if path in read else scan.read(path, status, problem)
                 if row is not None:
                     rows[row["id"]] = row  # a later folder (cur/ after new/) wins
-            UPSERT_MESSAGE.many(rows.values())
-            indexed = {row["id"] for row in ALL_IDS.all()}
-            DELETE_MESSAGE.many({"id": id} for id in indexed - rows.keys())
+            # Only what differs is written: an index in step with its files costs a read.
+            indexed = {row["id"]: row for row in ALL_ROWS.all()}
+            UPSERT_MESSAGE.many(row for id, row in rows.items() if indexed.get(id) != row)
+            DELETE_MESSAGE.many({"id": id} for id in indexed.keys() - rows.keys())
             return len(rows)
 
     @guarded
@@ -295,9 +296,10 @@ class _Scan:
 
     def __init__(self, report: Callable[[Path, str | None], None] | None) -> None:
         self.report = report
-        self._first_path: dict[str, Path] = {}
+        #: id -> (endpoint, path) where it was first read.
+        self._first: dict[str, tuple[str, str]] = {}
 
-    def read(self, path: Path, status: str, problem: str | None) -> dict[str, Any] | None:
+    def read(self, path: str, status: str, problem: str | None) -> dict[str, Any] | None:
         """Return the row of one envelope file, or None after reporting why it was skipped.
 
         The same id under a second endpoint is skipped: one id, one message.
@@ -306,14 +308,14 @@ class _Scan:
             if problem:
                 raise MalformedFileError(problem)
             row = envelope_row(path, status)
-            first = self._first_path.setdefault(row["id"], path)
-            if first.parent.parent != path.parent.parent:
+            endpoint, first = self._first.setdefault(row["id"], (row["endpoint_hash"], path))
+            if endpoint != row["endpoint_hash"]:
                 raise MalformedFileError(f"duplicate id: also in {first}")
         except MalformedFileError as exc:
             logger.warning("skipping %s: %s", path, exc)
             if self.report:
-                self.report(path, str(exc))
+                self.report(Path(path), str(exc))
             return None
         if self.report:
-            self.report(path, None)
+            self.report(Path(path), None)
         return row
