@@ -71,14 +71,14 @@ def status() -> dict[str, Any]:
     """
     db = current_database()
     backend = backend_of(db)
-    applied, available = applied_migrations(db), available_migrations()
+    applied, pending, unknown = _migration_state(db)
     return {
         "path": backend.location(db),
         "backend": backend.name,
         **backend.describe(db),
         "applied_migrations": applied,
-        "pending_migrations": [name for name in available if name not in applied],
-        "unknown_migrations": [name for name in applied if name not in available],
+        "pending_migrations": pending,
+        "unknown_migrations": unknown,
         "tables": row_counts(),
     }
 
@@ -94,15 +94,19 @@ def doctor() -> list[tuple[str, list[str]]]:
     findings = list(backend_of(db).health_checks(db))
     findings.append(("json", _findings(_bad_json_rows)))
     findings.append(("latency", _findings(_wrong_latency_rows)))
-    applied, available = applied_migrations(db), available_migrations()
-    state = [f"pending {name}" for name in available if name not in applied]
-    state += [
-        f"unknown {name} (written by a newer dorkstore)"
-        for name in applied
-        if name not in available
-    ]
+    _, pending, unknown = _migration_state(db)
+    state = [f"pending {name}" for name in pending]
+    state += [f"unknown {name} (written by a newer dorkstore)" for name in unknown]
     findings.append(("migrations", state))
     return findings
+
+
+def _migration_state(db: pw.Database) -> tuple[list[str], list[str], list[str]]:
+    """Return the applied migrations, those this code ships but `db` lacks, and the reverse."""
+    applied, available = applied_migrations(db), available_migrations()
+    pending = [name for name in available if name not in applied]
+    unknown = [name for name in applied if name not in available]
+    return applied, pending, unknown
 
 
 def _findings(check: Callable[[], tuple[list[str], int]]) -> list[str]:

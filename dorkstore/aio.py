@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from dorkstore.backends import translate, write_transaction
+from dorkstore.backends import write_transaction
 from dorkstore.db import close_db
 from dorkstore.repositories.agents import AgentRegistry
 from dorkstore.repositories.base import Repository
@@ -129,31 +129,17 @@ async def transaction(key: str | None = None) -> AsyncIterator[None]:
 
 
 def _begin(key: str | None, begun: list[Any]) -> None:
-    with _translated():
-        context = write_transaction(key)
-        context.__enter__()
-        begun.append(context)
+    # write_transaction() raises dorkstore errors itself, on the way in and out.
+    context = write_transaction(key)
+    context.__enter__()
+    begun.append(context)
 
 
 def _end(context: Any, exc: BaseException | None) -> None:
-    with _translated():
-        if exc is None:
-            context.__exit__(None, None, None)
-        else:
-            context.__exit__(type(exc), exc, exc.__traceback__)
-
-
-class _translated:  # noqa: N801 - used like contextlib's context managers
-    """Turn driver errors raised while beginning or ending a transaction into dorkstore's."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
-        if isinstance(exc, Exception):
-            translated = translate(exc)
-            if translated is not None:
-                raise translated from exc
+    if exc is None:
+        context.__exit__(None, None, None)
+    else:
+        context.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def _asynced(

@@ -449,11 +449,11 @@ def _import_schedules(job: _Job, path: Path) -> dict[str, str]:
 
     table = _Table(PulseSchedule, "schedule", ("id",), key_of, _schedule, by_random_part=True)
     stored = _stream(job, table, rows, remember=True)
-    by_part = {key[0]: stored_id for key, stored_id in stored.items()}
     return {
-        old["id"]: by_part[legacy_ulid(old["id"], None)[_RANDOM]]
+        old["id"]: stored[key]
         for old in rows
-        if isinstance(old.get("id"), str) and legacy_ulid(old["id"], None)[_RANDOM] in by_part
+        if isinstance(old.get("id"), str)
+        and (key := (legacy_ulid(old["id"], None)[_RANDOM],)) in stored
     }
 
 

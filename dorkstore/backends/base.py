@@ -7,11 +7,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import peewee as pw
 
-__all__ = ["Backend", "Durability", "ErrorKind", "Target"]
+__all__ = ["Backend", "Durability", "ErrorKind", "Target", "driver_error"]
+
+E = TypeVar("E", bound=BaseException)
 
 #: An `init_db` target: a path, ``":memory:"`` or (later) a URL.
 Target = str | os.PathLike[str]
@@ -24,6 +26,18 @@ Durability = Literal["normal", "full"]
 #: lock past the timeout; the connection to a server was lost; the database
 #: failed otherwise.
 ErrorKind = Literal["unique", "foreign_key", "constraint", "busy", "connection", "database"]
+
+
+def driver_error(exc: BaseException, kind: type[E]) -> E | None:
+    """Return the driver exception of type `kind` behind `exc`, or None.
+
+    Peewee wraps a driver's exception in its own, passing it as the first
+    argument and chaining it; a driver error may also arrive bare.
+    """
+    for candidate in (exc, exc.__cause__, exc.__context__, *exc.args[:1]):
+        if isinstance(candidate, kind):
+            return candidate
+    return None
 
 
 class Backend(ABC):

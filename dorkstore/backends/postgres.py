@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import peewee as pw
 
 from dorkstore import sqlite_files
-from dorkstore.backends.base import Backend, Durability, ErrorKind
+from dorkstore.backends.base import Backend, Durability, ErrorKind, driver_error
 from dorkstore.errors import DatabaseError, MigrationError
 
 __all__ = ["POSTGRES", "URL_SCHEMES", "PostgresBackend", "is_url", "redacted"]
@@ -220,14 +220,7 @@ class PostgresBackend(Backend):
             import psycopg  # noqa: PLC0415  # the extra may be missing: then it is not ours
         except ImportError:
             return None
-        error = next(
-            (
-                candidate
-                for candidate in (exc, exc.__cause__, exc.__context__, *exc.args[:1])
-                if isinstance(candidate, psycopg.Error)
-            ),
-            None,
-        )
+        error = driver_error(exc, psycopg.Error)
         if error is None:
             return None
         state = error.sqlstate or ""

@@ -20,7 +20,7 @@ import peewee as pw
 from playhouse.apsw_ext import APSWDatabase
 
 from dorkstore import sqlite_files
-from dorkstore.backends.base import Backend, Durability, ErrorKind
+from dorkstore.backends.base import Backend, Durability, ErrorKind, driver_error
 from dorkstore.errors import DatabaseBusyError, DatabaseError, MigrationError
 from dorkstore.models.base import database
 from dorkstore.timestamps import utc_now
@@ -69,14 +69,6 @@ def check_sqlite_version(version: str) -> None:
             f"SQLite {version} can corrupt a WAL database written by several connections "
             f"(the WAL-reset bug); dorkstore needs SQLite {wanted} or newer: upgrade apsw"
         )
-
-
-def _driver_error(exc: BaseException) -> apsw.Error | None:
-    """Return the APSW exception behind `exc` (Peewee wraps it as its first argument)."""
-    for candidate in (exc, exc.__cause__, exc.__context__, *exc.args[:1]):
-        if isinstance(candidate, apsw.Error):
-            return candidate
-    return None
 
 
 class _MemoryDatabase(APSWDatabase):  # type: ignore[misc]  # playhouse is untyped
@@ -141,7 +133,7 @@ class SqliteBackend(Backend):
 
     def classify(self, exc: BaseException) -> ErrorKind | None:
         """Classify by SQLite's (extended) result code, never by the message's words."""
-        error = _driver_error(exc)
+        error = driver_error(exc, apsw.Error)
         if error is None:
             return None
         code = int(getattr(error, "extendedresult", None) or getattr(error, "result", None) or 0)

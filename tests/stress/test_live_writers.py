@@ -11,6 +11,7 @@ import pytest
 
 import dorkstore
 import dorkstore.legacy
+from dorkstore.records import MAILDIR_STATUSES
 
 pytestmark = pytest.mark.stress
 
@@ -67,11 +68,10 @@ def live_relay(path: str, root: str, started: Any, stop: Any, written: Any) -> N
 
 
 def files_on_disk(root: Path) -> dict[str, str]:
-    status = {"new": "pending", "cur": "delivered", "failed": "failed"}
     return {
-        path.stem: status[path.parent.name]
+        path.stem: MAILDIR_STATUSES[path.parent.name]
         for path in root.glob("*/*/*.json")
-        if path.parent.name in status
+        if path.parent.name in MAILDIR_STATUSES
     }
 
 
