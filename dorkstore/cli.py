@@ -1,8 +1,9 @@
 """The ``dorkstore`` command.
 
-Every error, bad arguments included, is one line on stderr and a non-zero exit
-status, never a traceback. Findings (drift, failed checks) go to stdout with
-exit status 1.
+Every error, bad arguments included, is one line on stderr, never a
+traceback. The exit status says what happened (`EXIT_OK` ... `EXIT_INTERRUPTED`).
+Commands import what they need when they run, so that ``--help``,
+``--version`` and shell completion start fast.
 """
 
 from __future__ import annotations
@@ -18,51 +19,183 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import click
-import peewee as pw
 
-from dorkstore import admin
+from dorkstore import __version__
 from dorkstore.backends.postgres import is_url
 from dorkstore.backends.sqlite import MEMORY
-from dorkstore.copy import copy_database
-from dorkstore.db import DATABASE_URL_VARIABLE, close_db, default_path, init_db, migrate_db
-from dorkstore.errors import DatabaseError, DorkstoreError
-from dorkstore.legacy import count_legacy_rows, import_legacy
-from dorkstore.maildir import message_files
-from dorkstore.migrate import check_migrations as find_missing_migration
-from dorkstore.repositories.messages import RelayIndex
+from dorkstore.db import DATABASE_URL_VARIABLE, default_path
+from dorkstore.errors import DatabaseError, DorkstoreError, RefusedError
 
-__all__ = ["cli", "main"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_FINDINGS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "cli",
+    "main",
+]
+
+#: The command did what was asked.
+EXIT_OK = 0
+#: It ran and found problems (doctor, check-migrations, copy's verification), or
+#: refused or was declined before changing anything.
+EXIT_FINDINGS = 1
+#: The command line was wrong: an unknown option, a missing argument.
+EXIT_USAGE = 2
+#: An error stopped it: a database that cannot be opened, a lock held too long...
+EXIT_ERROR = 3
+#: Interrupted (Ctrl-C), as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """\b
+Options --db, -v/--verbose, -q/--quiet and --json may come before or after
+the command's name.
+
+\b
+Exit status:
+  0    ok
+  1    findings (doctor, check-migrations, copy), or refused or declined
+  2    bad usage
+  3    error
+  130  interrupted
+
+\b
+Shell completion (bash; zsh and fish alike, with zsh_source or fish_source):
+  eval "$(_DORKSTORE_COMPLETE=bash_source dorkstore)"
+"""
 
 
-class _Target:
-    """The database a command works on, opened on demand.
+class _Settings:
+    """What the options shared by every command chose, and how output honours them."""
 
-    --db wins, then $DORK_DATABASE_URL, then $DORK_HOME/dork.db (None here).
-    """
+    def __init__(self) -> None:
+        self.target: str | None = None
+        self.verbose = False
+        self.quiet = False
+        self.as_json = False
 
-    def __init__(self, target: str | None) -> None:
+    # --- the database -----------------------------------------------------------
+
+    @property
+    def database(self) -> str | None:
+        """The target: --db, then $DORK_DATABASE_URL, then None ($DORK_HOME/dork.db)."""
+        target = self.target
         if target is None:
             target = os.environ.get(DATABASE_URL_VARIABLE) or None
-        self.target = None if target is None else _well_formed(target)
+        return None if target is None else _well_formed(target)
 
     @property
     def path(self) -> Path | None:
         """The database file; None for a PostgreSQL URL or ":memory:"."""
-        if self.target is None:
+        target = self.database
+        if target is None:
             return default_path()
-        if self.target == MEMORY or is_url(self.target):
+        if target == MEMORY or is_url(target):
             return None
-        return Path(self.target)
+        return Path(target)
 
-    def open(self, *, migrate: bool) -> pw.Database:
-        """Open (and with `migrate`, create or migrate) the database."""
-        return init_db(self.target, migrate=migrate)
+    def open(self, *, migrate: bool) -> Any:
+        """Open (and with `migrate`, create or migrate) the database; return it."""
+        from dorkstore.db import init_db  # noqa: PLC0415 - see the module docstring
 
-    def open_existing(self) -> pw.Database:
+        return init_db(self.database, migrate=migrate)
+
+    def open_existing(self) -> Any:
         """Open a database that must already exist, migrating nothing."""
-        if self.path is not None and not self.path.exists():
-            raise DatabaseError(f"no database at {self.path}")
+        path = self.path
+        if path is not None and not path.exists():
+            raise DatabaseError(f"no database at {path}")
         return self.open(migrate=False)
+
+    # --- output -------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        """Print a line of the report (not with --quiet or --json)."""
+        if not (self.quiet or self.as_json):
+            click.echo(line)
+
+    def detail(self, line: str) -> None:
+        """Print a line only --verbose asks for (not with --json)."""
+        if self.verbose and not self.as_json:
+            click.echo(line)
+
+    def finding(self, line: str) -> None:
+        """Print a problem found (also with --quiet; not with --json)."""
+        if not self.as_json:
+            click.echo(line)
+
+    def report(self, data: object) -> None:
+        """Print the command's result as one JSON document, with --json."""
+        if self.as_json:
+            click.echo(json.dumps(data, indent=2))
+
+    @property
+    def shows_progress(self) -> bool:
+        """Whether a progress bar is wanted: on a terminal, without --quiet or --json."""
+        return sys.stdout.isatty() and not (self.quiet or self.as_json)
+
+
+def _setting(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """Return an option callback storing a given value on the shared settings."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value == "":
+            raise click.BadParameter("it is empty; give a file or a postgresql:// URL", ctx, param)
+        if value is not None and value is not False:
+            settings = ctx.ensure_object(_Settings)
+            setattr(settings, name, value)
+            if settings.verbose and settings.quiet:
+                raise click.UsageError("-v/--verbose and -q/--quiet exclude each other")
+
+    return store
+
+
+_DB = click.option(
+    "--db",
+    metavar="TARGET",
+    expose_value=False,
+    callback=_setting("target"),
+    help=(
+        "Database file, :memory: or postgresql://USER:PASSWORD@HOST:PORT/DBNAME. "
+        "Default: $DORK_DATABASE_URL, else $DORK_HOME/dork.db (~/.dork/dork.db)."
+    ),
+)
+_VERBOSE = click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    callback=_setting("verbose"),
+    help="Say more: name every file or row skipped, and why.",
+)
+_QUIET = click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    expose_value=False,
+    callback=_setting("quiet"),
+    help="Print only errors and problems found.",
+)
+_JSON = click.option(
+    "--json",
+    is_flag=True,
+    expose_value=False,
+    callback=_setting("as_json"),
+    help="Print one JSON document, for scripts.",
+)
+
+
+def _options(*, database: bool = True, reports: bool = True) -> Callable[[Any], Any]:
+    """Add the shared options to a command, so they work after its name too."""
+
+    def add(command: Any) -> Any:
+        chosen = [_VERBOSE, _QUIET, *([_JSON] if reports else []), *([_DB] if database else [])]
+        for option in chosen:
+            command = option(command)
+        return command
+
+    return add
 
 
 class _OneLineErrors(click.Group):
@@ -80,80 +213,165 @@ class _OneLineErrors(click.Group):
         hidden = _passwords(sys.argv[1:] if args is None else args)
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            _error(exc.format_message(), hidden)
+            status = EXIT_USAGE
         except click.ClickException as exc:
             _error(exc.format_message(), hidden)
-            status = exc.exit_code
-        except click.exceptions.Abort:
-            _error("aborted", hidden)
-            status = 1
+            status = EXIT_ERROR
+        except click.exceptions.Abort as exc:
+            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            _error("interrupted" if interrupted else "aborted", hidden)
+            status = EXIT_INTERRUPTED if interrupted else EXIT_FINDINGS
+        except KeyboardInterrupt:
+            _error("interrupted", hidden)
+            status = EXIT_INTERRUPTED
+        except RefusedError as exc:
+            _error(str(exc), hidden)
+            status = EXIT_FINDINGS
         except Exception as exc:  # the promise: one line, never a traceback
             _error(_describe(exc), hidden)
-            status = 1
+            status = EXIT_ERROR
         else:
             # click returns the status of ctx.exit() / Exit, or the command's return value.
-            status = result if isinstance(result, int) else 0
+            status = result if isinstance(result, int) else EXIT_OK
         if standalone_mode:
             sys.exit(status)
         return status
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--db",
-    "target",
-    metavar="TARGET",
-    help=(
-        "Database file, :memory: or postgresql://USER:PASSWORD@HOST:PORT/DBNAME. "
-        "Default: $DORK_DATABASE_URL, else $DORK_HOME/dork.db (~/.dork/dork.db)."
-    ),
+@click.group(
+    cls=_OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=_EPILOG,
 )
-@click.version_option(package_name="dorkstore")
+@_options()
+@click.version_option(__version__, "-V", "--version", prog_name="dorkstore")
 @click.pass_context
-def cli(ctx: click.Context, target: str | None) -> None:
+def cli(ctx: click.Context) -> None:
     """Manage the dorkstore database of scheduler, relay and mesh: SQLite or PostgreSQL."""
-    ctx.obj = _Target(target)
-    ctx.call_on_close(close_db)
+    ctx.ensure_object(_Settings)
+    ctx.call_on_close(_close)
+
+
+def _close() -> None:
+    """Close the database if a command opened one (importing nothing otherwise)."""
+    db = sys.modules.get("dorkstore.db")
+    if db is not None:
+        db.close_db()
 
 
 @cli.command()
+@_options()
 @click.pass_obj
-def migrate(target: _Target) -> None:
+def migrate(settings: _Settings) -> None:
     """Create or migrate the database and list the migrations applied."""
-    applied = migrate_db(target.target)
+    from dorkstore.db import migrate_db  # noqa: PLC0415
+
+    applied = migrate_db(settings.database)
     for name in applied:
-        click.echo(f"applied {name}")
+        settings.say(f"applied {name}")
     if not applied:
-        click.echo("nothing to migrate")
+        settings.say("nothing to migrate")
+    settings.report({"applied": applied})
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
+@_options()
 @click.pass_obj
-def status(target: _Target, as_json: bool) -> None:
+def status(settings: _Settings) -> None:
     """Show the database, its size, engine version, migrations and row counts.
 
     On SQLite: the file, its size with the -wal file, SQLite's version and the
     journal mode. On PostgreSQL: the URL without its password, the database's
     size and the server's version.
     """
-    target.open_existing()
+    from dorkstore import admin  # noqa: PLC0415
+
+    settings.open_existing()
     info = admin.status()
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    click.echo(f"database: {info['path']}")
+    settings.report(info)
+    settings.say(f"database: {info['path']}")
     if info["backend"] == "sqlite":
-        click.echo(f"size: {info['size_bytes']} bytes (with -wal)")
-        click.echo(f"sqlite: {info['sqlite_version']}")
-        click.echo(f"journal mode: {info['journal_mode']}")
+        settings.say(f"size: {info['size_bytes']} bytes (with -wal)")
+        settings.say(f"sqlite: {info['sqlite_version']}")
+        settings.say(f"journal mode: {info['journal_mode']}")
     else:
-        click.echo(f"size: {info['size_bytes']} bytes")
-        click.echo(f"server: PostgreSQL {info['server_version']}")
+        settings.say(f"size: {info['size_bytes']} bytes")
+        settings.say(f"server: PostgreSQL {info['server_version']}")
     for key in ("applied_migrations", "pending_migrations", "unknown_migrations"):
         label = key.replace("_", " ")
-        click.echo(f"{label}: {', '.join(info[key]) or 'none'}")
+        settings.say(f"{label}: {', '.join(info[key]) or 'none'}")
     for table, count in info["tables"].items():
-        click.echo(f"{table} {count}")
+        settings.say(f"{table} {count}")
+
+
+@cli.command()
+@_options()
+@click.pass_obj
+def history(settings: _Settings) -> None:
+    """List the migrations applied, oldest first, with when; then those pending."""
+    from dorkstore.migrate import available_migrations, migration_history  # noqa: PLC0415
+
+    entries = migration_history(settings.open_existing())
+    applied = {entry.name for entry in entries}
+    pending = [name for name in available_migrations() if name not in applied]
+    for entry in entries:
+        additive = "  additive" if entry.additive else ""
+        settings.say(f"{entry.name}  {entry.migrated_at or 'unknown time'}{additive}")
+    for name in pending:
+        settings.say(f"{name}  pending")
+    settings.report(
+        {"applied": [entry._asdict() for entry in entries], "pending": pending},
+    )
+
+
+@cli.command()
+@click.option("--to", "to", metavar="NAME", help="Keep NAME and older; roll back the rest.")
+@click.option("--yes", is_flag=True, help="Do not ask: the tables and columns undone are lost.")
+@_options()
+@click.pass_obj
+def rollback(settings: _Settings, to: str | None, yes: bool) -> None:
+    """Undo the newest migration, or every migration applied after --to NAME.
+
+    For going back to an older dorkstore release: what the undone migrations
+    created is dropped, with its data, after a backup of a SQLite file
+    (kept beside it). This release applies them again whenever it opens the
+    database, so stop its services first.
+    """
+    from dorkstore.errors import MigrationError  # noqa: PLC0415
+    from dorkstore.migrate import applied_migrations  # noqa: PLC0415
+    from dorkstore.migrate import rollback as roll_back  # noqa: PLC0415
+
+    db = settings.open_existing()
+    applied = applied_migrations(db)
+    if to is None and not applied:
+        raise MigrationError("nothing to roll back: no migration is applied")
+    if to is None:
+        to = applied[-2] if len(applied) > 1 else None
+        if not yes:
+            _confirm(applied[-1:])
+    elif not yes:
+        if to not in applied:
+            raise MigrationError(f"cannot roll back to {to}: it is not applied")
+        _confirm(applied[applied.index(to) + 1 :][::-1])
+    undone = roll_back(db, to=to)
+    for name in undone:
+        settings.say(f"rolled back {name}")
+    if not undone:
+        settings.say("nothing to roll back")
+    settings.report({"rolled_back": undone})
+
+
+def _confirm(names: list[str]) -> None:
+    """Ask before rolling back `names`; refuse when nobody can be asked."""
+    if not names:
+        return
+    question = f"Roll back {', '.join(names)}? What they created is dropped, with its data."
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"rolling back {', '.join(names)} loses data: pass --yes")
+    if not click.confirm(question):
+        raise RefusedError("nothing rolled back")
 
 
 @cli.command("check-migrations")
@@ -162,39 +380,54 @@ def status(target: _Target, as_json: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Migrations to check. Default: the ones dorkstore applies.",
 )
-def check_migrations(directory: Path | None) -> None:
+@_options(database=False)
+@click.pass_obj
+def check_migrations(settings: _Settings, directory: Path | None) -> None:
     """Exit 1 and print the missing migration if the models changed without one.
 
-    It checks the migration files, not a database: --db does not matter.
+    It checks the migration files, not a database: --db does not apply.
     """
-    missing = find_missing_migration(directory)
+    from dorkstore.migrate import check_migrations as find_missing  # noqa: PLC0415
+
+    missing = find_missing(directory)
+    settings.report({"ok": missing is None, "missing": missing})
     if missing is None:
-        click.echo("migrations match the models")
+        settings.say("migrations match the models")
         return
-    click.echo("the models changed without a migration; it needs:\n")
-    click.echo(missing, nl=False)
-    raise click.exceptions.Exit(1)
+    settings.finding("the models changed without a migration; it needs:\n")
+    settings.finding(missing.rstrip("\n"))
+    raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
 @cli.command("rebuild-index")
 @click.argument("maildir", type=click.Path(path_type=Path))
+@_options()
 @click.pass_obj
-def rebuild_index(target: _Target, maildir: Path) -> None:
+def rebuild_index(settings: _Settings, maildir: Path) -> None:
     """Replace the relay index with what the Maildir tree MAILDIR holds."""
-    target.open(migrate=True)
-    skipped: Counter[str] = Counter()
-    with _progress(maildir) as advance:
+    from dorkstore.repositories.messages import RelayIndex  # noqa: PLC0415
 
-        def report(_path: Path, reason: str | None) -> None:
+    settings.open(migrate=True)
+    skipped: list[tuple[str, str]] = []
+    with _progress(settings, maildir) as advance:
+
+        def report(path: Path, reason: str | None) -> None:
             if reason is not None:
-                skipped[reason.split(":", 1)[0]] += 1
+                skipped.append((str(path), reason))
+                settings.detail(f"skipped {path}: {reason}")
             advance()
 
         indexed = RelayIndex().rebuild(maildir, report=report)
-    why = ", ".join(f"{count} {kind}" for kind, count in sorted(skipped.items()))
-    click.echo(
-        f"indexed {indexed} messages; skipped {sum(skipped.values())} files"
-        + (f" ({why})" if why else "")
+    kinds = Counter(reason.split(":", 1)[0] for _, reason in skipped)
+    why = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    settings.say(
+        f"indexed {indexed} messages; skipped {len(skipped)} files" + (f" ({why})" if why else "")
+    )
+    settings.report(
+        {
+            "indexed": indexed,
+            "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
+        }
     )
 
 
@@ -205,18 +438,22 @@ def rebuild_index(target: _Target, maildir: Path) -> None:
     type=click.Path(path_type=Path),
     help="Directory holding the old databases. Default: $DORK_HOME.",
 )
+@_options()
 @click.pass_obj
-def import_legacy_command(target: _Target, source: Path | None) -> None:
+def import_legacy_command(settings: _Settings, source: Path | None) -> None:
     """Copy the old pulse, relay and mesh databases and schedules.json in, once.
 
     Rows are copied in short transactions, so a running server keeps writing;
     running it again adds nothing, and completes an import that was interrupted.
     """
-    target.open(migrate=True)
-    with _bar(lambda: count_legacy_rows(source), "importing") as advance:
+    from dorkstore.legacy import count_legacy_rows, import_legacy  # noqa: PLC0415
+
+    settings.open(migrate=True)
+    with _bar(settings, lambda: count_legacy_rows(source), "importing") as advance:
         report = import_legacy(source, progress=advance)
-    for line in report.lines():
-        click.echo(line)
+    for line in report.lines(each_skipped=settings.verbose):
+        settings.say(line)
+    settings.report(report.as_dict())
 
 
 def _non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str) -> Path:
@@ -228,30 +465,61 @@ def _non_empty_path(_ctx: click.Context, _param: click.Parameter, value: str) ->
 
 @cli.command()
 @click.argument("dest", type=click.Path(), callback=_non_empty_path)
+@_options()
 @click.pass_obj
-def backup(target: _Target, dest: Path) -> None:
+def backup(settings: _Settings, dest: Path) -> None:
     """Copy the database to DEST (a new file, or a directory to put a dated copy in).
 
     The copy is consistent even while other processes keep writing. A
     PostgreSQL database is dumped with pg_dump -Fc (restore with pg_restore).
     """
-    target.open_existing()
-    click.echo(f"backed up to {admin.backup(dest)}")
+    from dorkstore import admin  # noqa: PLC0415
+
+    settings.open_existing()
+    path = admin.backup(dest)
+    settings.say(f"backed up to {path}")
+    settings.report({"path": str(path)})
 
 
 @cli.command()
+@_options()
 @click.pass_obj
-def doctor(target: _Target) -> None:
+def doctor(settings: _Settings) -> None:
     """Check integrity, foreign keys, JSON columns and migrations; exit 1 naming any problem.
 
     On PostgreSQL the server keeps its own files whole: there is no integrity_check.
     """
-    target.open_existing()
+    from dorkstore import admin  # noqa: PLC0415
+
+    settings.open_existing()
     findings = admin.doctor()
     for name, trouble in findings:
-        click.echo(f"{name}: " + ("; ".join(trouble) if trouble else "ok"))
-    if any(trouble for _, trouble in findings):
-        raise click.exceptions.Exit(1)
+        if trouble:
+            settings.finding(f"{name}: " + "; ".join(trouble))
+        else:
+            settings.say(f"{name}: ok")
+    healthy = not any(trouble for _, trouble in findings)
+    settings.report({"ok": healthy, "checks": dict(findings)})
+    if not healthy:
+        raise click.exceptions.Exit(EXIT_FINDINGS)
+
+
+@cli.command()
+@click.option("--write", is_flag=True, help="Allow changes (read-only without it).")
+@click.argument("commands", nargs=-1, metavar="[SQL|.COMMAND]...")
+@_options(reports=False)
+@click.pass_obj
+def shell(settings: _Settings, write: bool, commands: tuple[str, ...]) -> None:
+    """Open a SQL shell on the database: APSW's on SQLite, psql on PostgreSQL.
+
+    APSW's shell runs the same SQLite as dorkstore, with its busy timeout and
+    foreign keys on; Debian's sqlite3 may be older than the WAL-reset fix. It
+    is read-only unless --write. With COMMANDS it runs them and exits.
+    """
+    from dorkstore.backends import backend_of  # noqa: PLC0415
+
+    db = settings.open_existing()
+    backend_of(db).shell(db, write=write, commands=commands)
 
 
 def _database(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -264,7 +532,9 @@ def _database(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @cli.command("copy")
 @click.argument("source", callback=_database)
 @click.argument("dest", callback=_database)
-def copy_command(source: str, dest: str) -> None:
+@_options(database=False)
+@click.pass_obj
+def copy_command(settings: _Settings, source: str, dest: str) -> None:
     """Copy every row of the database SOURCE into the empty database DEST, then verify.
 
     SOURCE and DEST are files or postgresql:// URLs (--db does not apply), so
@@ -274,11 +544,14 @@ def copy_command(source: str, dest: str) -> None:
     so a failed copy leaves it empty. Every table is then compared row by row:
     exit 1 when anything differs.
     """
+    from dorkstore.copy import copy_database  # noqa: PLC0415
+
     report = copy_database(source, dest)
     for line in report.lines():
-        click.echo(line)
+        (settings.say if report.verified else settings.finding)(line)
+    settings.report(report.as_dict())
     if not report.verified:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(EXIT_FINDINGS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,25 +564,34 @@ def _describe(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
-    if isinstance(exc, OSError | pw.PeeweeException):
+    if isinstance(exc, OSError) or _is_peewee_error(exc):
         return f"{type(exc).__name__}: {exc}"
     return f"unexpected {type(exc).__name__}: {exc} (please report this)"
 
 
+def _is_peewee_error(exc: Exception) -> bool:
+    peewee = sys.modules.get("peewee")
+    return peewee is not None and isinstance(exc, peewee.PeeweeException)
+
+
 @contextmanager
-def _progress(maildir: Path) -> Iterator[Any]:
+def _progress(settings: _Settings, maildir: Path) -> Iterator[Callable[[], None]]:
     """Yield a function to call per file: a progress bar on a terminal, nothing otherwise."""
     if not maildir.is_dir():
         yield lambda: None
         return
-    with _bar(lambda: sum(1 for _ in message_files(maildir)), "indexing") as advance:
+    from dorkstore.maildir import message_files  # noqa: PLC0415
+
+    with _bar(settings, lambda: sum(1 for _ in message_files(maildir)), "indexing") as advance:
         yield lambda: advance(1)
 
 
 @contextmanager
-def _bar(total: Callable[[], int], label: str) -> Iterator[Callable[[int], None]]:
-    """Yield a function advancing a progress bar by n steps: on a terminal only."""
-    if not sys.stdout.isatty():
+def _bar(
+    settings: _Settings, total: Callable[[], int], label: str
+) -> Iterator[Callable[[int], None]]:
+    """Yield a function advancing a progress bar by n steps, when one is wanted."""
+    if not settings.shows_progress:
         yield lambda _steps: None
         return
     with click.progressbar(length=total(), label=label) as bar:

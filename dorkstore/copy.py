@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,15 @@ class CopyReport:
     def verified(self) -> bool:
         """Return True when every table of the destination holds exactly the source's rows."""
         return all(table.verified for table in self.tables)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as plain data, for JSON."""
+        return {
+            "source": self.source,
+            "dest": self.dest,
+            "verified": self.verified,
+            "tables": [{**asdict(table), "verified": table.verified} for table in self.tables],
+        }
 
     def lines(self) -> list[str]:
         """Return the report as lines for people: one per table, then the verdict."""

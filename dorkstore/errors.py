@@ -9,6 +9,7 @@ __all__ = [
     "DorkstoreError",
     "MigrationError",
     "NotFoundError",
+    "RefusedError",
     "SchemaVersionError",
     "ValidationError",
 ]
@@ -44,3 +45,10 @@ class MigrationError(DorkstoreError):
 
 class SchemaVersionError(MigrationError):
     """The database was migrated by a newer dorkstore than this one."""
+
+
+class RefusedError(DorkstoreError):
+    """An operation would lose data it was probably not meant to, so it changed nothing.
+
+    The message says why, and how to proceed anyway (``force=True``, ``--force``).
+    """

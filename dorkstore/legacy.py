@@ -91,15 +91,27 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
-        """Return the report as lines for people."""
+    def lines(self, *, each_skipped: bool = True) -> list[str]:
+        """Return the report as lines for people; skipped rows one per line, or counted."""
         lines = [f"not found: {source}" for source in self.missing]
         for table in sorted(self.imported.keys() | self.present.keys()):
             lines.append(
                 f"{table}: imported {self.imported[table]}, already present {self.present[table]}"
             )
-        lines += [f"skipped {what}: {why}" for what, why in self.skipped]
+        if each_skipped:
+            lines += [f"skipped {what}: {why}" for what, why in self.skipped]
+        elif self.skipped:
+            lines.append(f"skipped {len(self.skipped)} rows or files (-v names each, and why)")
         return lines or ["nothing to import"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as plain data, for JSON."""
+        return {
+            "imported": dict(sorted(self.imported.items())),
+            "present": dict(sorted(self.present.items())),
+            "skipped": [{"what": what, "why": why} for what, why in self.skipped],
+            "missing": list(self.missing),
+        }
 
 
 class _SkipError(Exception):

@@ -237,3 +237,10 @@ def lock_held_by_another_process(path: Path, seconds: float) -> Any:
         holder.kill()
         holder.wait(30)
         holder.stdout.close()  # type: ignore[union-attr]
+
+
+def one_line_error(result: Any, fragment: str, status: int = 3) -> None:
+    """Check a CliRunner result: exit `status`, one line on stderr naming `fragment`."""
+    assert (status, 1) == (result.exit_code, len(result.stderr.splitlines())), result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

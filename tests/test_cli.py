@@ -16,7 +16,13 @@ import dorkstore
 from dorkstore import migrate
 from dorkstore.backends import sqlite as sqlite_backend
 from dorkstore.cli import cli
-from tests.helpers import TABLES, insert_denials_until, lock_held_by_another_process, stdlib_sqlite
+from tests.helpers import (
+    TABLES,
+    insert_denials_until,
+    lock_held_by_another_process,
+    one_line_error,
+    stdlib_sqlite,
+)
 from tests.old_layout import build
 
 SHIPPED = migrate.available_migrations()
@@ -33,13 +39,6 @@ def existing(db_path: Path) -> Path:
     dorkstore.DenialList().deny("/secret")
     dorkstore.close_db()
     return db_path
-
-
-def one_line_error(result: Result, fragment: str) -> None:
-    assert result.exit_code != 0, result.stdout
-    assert 1 == len(result.stderr.splitlines()), result.stderr
-    assert fragment in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -130,10 +129,7 @@ def test_import_legacy_prints_its_report(db_path: Path, tmp_path: Path) -> None:
     first = run("--db", str(db_path), "import-legacy", "--from", str(home))
     assert (0, "") == (first.exit_code, first.stderr)
     assert "pulse_schedules: imported 3, already present 0" in first.stdout.splitlines()
-    assert (
-        "skipped run 'run-orphan': its schedule 'deleted-schedule' is not in schedules.json"
-        " or was skipped" in first.stdout
-    )
+    assert "skipped 1 rows or files (-v names each, and why)" in first.stdout.splitlines()
     second = run("--db", str(db_path), "import-legacy", "--from", str(home))
     assert "pulse_schedules: imported 0, already present 3" in second.stdout.splitlines()
 
@@ -259,17 +255,29 @@ def test_doctor_names_corruption(existing: Path) -> None:
         (["--db", "{tmp}/nodir/dork.db", "migrate"], "does not exist"),
         (["--db", "{tmp}/x.db", "rebuild-index", "{tmp}/nowhere"], "not a directory"),
         (["--db", "{tmp}/x.db", "import-legacy", "--from", "{tmp}/nowhere"], "not a directory"),
-        (["no-such-command"], "No such command"),
-        (["status", "--bogus"], "No such option"),
-        (["rebuild-index"], "Missing argument"),
     ],
 )
 def test_errors_are_one_line_without_traceback(
     tmp_path: Path, args: list[str], fragment: str
 ) -> None:
-    """Each error is one line on stderr with a non-zero exit."""
+    """Each error is one line on stderr, exit 3."""
     (tmp_path / "text.db").write_text("not a database\n" * 100)
     one_line_error(run(*(arg.format(tmp=tmp_path) for arg in args)), fragment)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["no-such-command"], "No such command"),
+        (["status", "--bogus"], "No such option"),
+        (["rebuild-index"], "Missing argument"),
+        (["--db", "", "status"], "it is empty"),
+        (["status", "-v", "-q"], "exclude each other"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], fragment: str) -> None:
+    """A wrong command line is one line on stderr, exit 2."""
+    one_line_error(run(*args), fragment, status=2)
 
 
 def test_a_newer_schema_is_one_line(existing: Path) -> None:
@@ -285,7 +293,7 @@ def test_a_newer_schema_is_one_line(existing: Path) -> None:
 
 
 def test_a_held_migration_lock_is_one_line(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another process holding the migration lock too long: one line, exit 1."""
+    """Another process holding the migration lock too long: one line, exit 3."""
     monkeypatch.setattr(migrate.runner, "LOCK_TIMEOUT_S", 0.2)
     with filelock.FileLock(db_path.with_name("dork.db.lock")):
         one_line_error(run("--db", str(db_path), "migrate"), "held")
@@ -294,7 +302,7 @@ def test_a_held_migration_lock_is_one_line(db_path: Path, monkeypatch: pytest.Mo
 def test_a_held_write_lock_is_one_line(
     existing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A write blocked past busy_timeout by another process: one line, exit 1."""
+    """A write blocked past busy_timeout by another process: one line, exit 3."""
     home = build(tmp_path / "old")
     with lock_held_by_another_process(existing, 30):
         monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_MS", 200)
@@ -313,9 +321,9 @@ def test_console_script_status_and_migrate(db_path: Path) -> None:
 
 
 def test_console_script_error_is_one_line(tmp_path: Path) -> None:
-    """A real subprocess error: exit 1 and one line on stderr."""
+    """A real subprocess error: exit 3 and one line on stderr."""
     script = Path(sys.executable).with_name("dorkstore")
     done = subprocess.run(
         [str(script), "--db", str(tmp_path), "status"], capture_output=True, text=True, check=False
     )
-    assert (1, 1) == (done.returncode, len(done.stderr.splitlines()))
+    assert (3, 1) == (done.returncode, len(done.stderr.splitlines()))

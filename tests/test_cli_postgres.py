@@ -17,11 +17,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 import dorkstore
-from dorkstore import cli as cli_module
+import dorkstore.db
 from dorkstore import migrate
 from dorkstore.backends import postgres as postgres_backend
 from dorkstore.backends.postgres import redacted
 from dorkstore.cli import cli
+from tests import helpers
 from tests.helpers import TABLES
 from tests.old_layout import build
 from tests.pg import needs_pg, new_database, password_of, run_sql
@@ -40,10 +41,7 @@ def no_password(result: Result, url: str) -> None:
 
 
 def one_line_error(result: Result, fragment: str, url: str) -> None:
-    assert result.exit_code != 0, result.stdout
-    assert 1 == len(result.stderr.splitlines()), result.stderr
-    assert fragment in result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+    helpers.one_line_error(result, fragment)
     no_password(result, url)
 
 
@@ -151,7 +149,7 @@ def test_a_message_holding_the_password_is_masked(monkeypatch: pytest.MonkeyPatc
     def leaky(target: str, **_: object) -> None:
         raise dorkstore.DatabaseError(f"cannot use {target}")
 
-    monkeypatch.setattr(cli_module, "init_db", leaky)
+    monkeypatch.setattr(dorkstore.db, "init_db", leaky)
     result = run(f"--db={NOWHERE}", "status")
     one_line_error(result, "cannot use postgresql://dork:***@127.0.0.1:1/dork", NOWHERE)
 
@@ -392,7 +390,7 @@ def test_console_script_with_database_url(migrated: str, home: Path) -> None:
 
 
 def test_console_script_error_hides_the_password(home: Path) -> None:
-    """A real subprocess failing to reach the server: one line, exit 1, no password."""
+    """A real subprocess failing to reach the server: one line, exit 3, no password."""
     script = Path(sys.executable).with_name("dorkstore")
     environment = {"PATH": "/usr/bin:/bin", "DORK_HOME": str(home)}
     done = subprocess.run(
@@ -402,5 +400,42 @@ def test_console_script_error_hides_the_password(home: Path) -> None:
         check=False,
         env=environment,
     )
-    assert (1, 1) == (done.returncode, len(done.stderr.splitlines()))
+    assert (3, 1) == (done.returncode, len(done.stderr.splitlines()))
     assert password_of(NOWHERE) not in done.stderr
+
+
+# --- history, rollback and the shell --------------------------------------------------
+
+
+@needs_pg
+def test_history_and_rollback(migrated: str) -> None:
+    """history lists what is applied; rollback --yes undoes the newest; migrate redoes it."""
+    history = json.loads(run("history", "--json", "--db", migrated).stdout)
+    assert migrate.available_migrations() == [entry["name"] for entry in history["applied"]]
+    result = run("rollback", "--yes", "--db", migrated)
+    assert (0, "rolled back 003_store_span_latency\n") == (result.exit_code, result.stdout)
+    history = json.loads(run("history", "--json", "--db", migrated).stdout)
+    assert ["003_store_span_latency"] == history["pending"]
+    assert "applied 003_store_span_latency\n" == run("migrate", "--db", migrated).stdout
+
+
+def shell(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("dorkstore")
+    return subprocess.run(
+        [str(script), "shell", "--db", url, *args],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+@needs_pg
+def test_shell_runs_psql_read_only_unless_write(migrated: str) -> None:
+    """shell runs psql without the password on its command line; writes need --write."""
+    done = shell(migrated, "-q", "select count(*) from agent_denials")
+    assert (0, "") == (done.returncode, done.stderr)
+    assert "1" in done.stdout.split()
+    refused = shell(migrated, "delete from agent_denials")
+    assert 3 == refused.returncode
+    assert "read-only transaction" in refused.stderr
+    assert password_of(migrated) not in refused.stdout + refused.stderr
+    assert 0 == shell(migrated, "--write", "delete from agent_denials").returncode
+    assert "0" in shell(migrated, "select count(*) from agent_denials").stdout.split()

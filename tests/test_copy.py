@@ -344,12 +344,12 @@ def test_command_exits_1_when_verification_fails(source: Path, empty_dest: str) 
 
 
 def test_command_refusal_is_one_line(source: Path, empty_dest: str) -> None:
-    """A destination holding rows: one line on stderr, exit 1, without the password."""
+    """A destination holding rows: one line on stderr, exit 3, without the password."""
     dorkstore.init_db(empty_dest)
     dorkstore.DenialList().deny("/mine")
     dorkstore.close_db()
     result = run("copy", str(source), empty_dest)
-    assert (1, "") == (result.exit_code, result.stdout)
+    assert (3, "") == (result.exit_code, result.stdout)
     assert 1 == len(result.stderr.splitlines())
     assert "is not empty" in result.stderr
     if "://" in empty_dest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -157,6 +157,13 @@ class Backend(ABC):
     @abstractmethod
     def backup(self, db: pw.Database, dest: Path) -> Path:
         """Copy `db`, consistently, while others keep writing, to the new file `dest`."""
+
+    @abstractmethod
+    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> None:
+        """Run the engine's own shell on `db`: `commands` in turn, or interactively if none.
+
+        Read-only unless `write`. Raises DatabaseError when the shell cannot start.
+        """
 
     @abstractmethod
     def describe(self, db: pw.Database) -> dict[str, Any]:

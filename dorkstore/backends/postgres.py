@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -364,13 +364,7 @@ class PostgresBackend(Backend):
         """Write ``pg_dump -Fc`` of the database to the new file `dest`."""
         if dest.exists():
             raise DatabaseError(f"cannot create backup {dest}: it already exists")
-        pg_dump = shutil.which("pg_dump") or next(
-            (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"))), None
-        )
-        if pg_dump is None:
-            raise DatabaseError("backup of a PostgreSQL database needs pg_dump on PATH")
-        params = db.connect_params
-        environment = os.environ | {"PGPASSWORD": str(params.get("password") or "")}
+        pg_dump = _client("pg_dump", "backup of a PostgreSQL database")
         # Written private under a temporary name and linked when complete, as
         # SQLite's backups are: dest never holds a partial dump, nor a readable one.
         partial = sqlite_files.partial_path(dest)
@@ -378,13 +372,10 @@ class PostgresBackend(Backend):
             os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise DatabaseError(f"cannot create backup {dest}: {exc.strerror}") from exc
-        command = [pg_dump, "-Fc", "--no-password", "-d", str(db.database), "-f", str(partial)]
-        for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user")):
-            if params.get(key) is not None:
-                command += [flag, str(params[key])]
+        command = [pg_dump, "-Fc", "-f", str(partial), *_connection_arguments(db)]
         try:
             done = subprocess.run(  # noqa: S603 - our own arguments
-                command, env=environment, capture_output=True, text=True, check=False
+                command, env=_client_environment(db), capture_output=True, text=True, check=False
             )
             if done.returncode:
                 raise DatabaseError(f"pg_dump failed: {done.stderr.strip() or done.returncode}")
@@ -394,6 +385,25 @@ class PostgresBackend(Backend):
         finally:
             partial.unlink(missing_ok=True)
         return dest
+
+    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> None:
+        """Run psql on the database; read-only sessions unless `write`.
+
+        The password goes to psql in its environment, never on its command line.
+        """
+        psql = _client("psql", "a shell on a PostgreSQL database")
+        environment = _client_environment(db)
+        if not write:
+            environment["PGOPTIONS"] = "-c default_transaction_read_only=on"
+        command = [psql, "-v", "ON_ERROR_STOP=1", *_connection_arguments(db)]
+        for sql in commands:
+            command += ["-c", sql]
+        try:
+            done = subprocess.run(command, env=environment, check=False)  # noqa: S603
+        except OSError as exc:
+            raise DatabaseError(f"cannot run psql: {exc.strerror}") from exc
+        if done.returncode:
+            raise DatabaseError(f"psql exited with status {done.returncode}")
 
     def describe(self, db: pw.Database) -> dict[str, Any]:
         """Return the server's version and the database's size."""
@@ -420,3 +430,28 @@ def _try_jsonb(column: pw.Node) -> pw.ColumnBase:
 
 
 POSTGRES = PostgresBackend()
+
+
+def _client(name: str, purpose: str) -> str:
+    """Return the path of PostgreSQL's client program `name` (Debian keeps it off PATH)."""
+    found = shutil.which(name) or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None
+    )
+    if found is None:
+        raise DatabaseError(f"{purpose} needs {name} on PATH")
+    return found
+
+
+def _connection_arguments(db: pw.Database) -> list[str]:
+    """Return a client program's arguments naming `db`'s server, user and database."""
+    params = db.connect_params
+    arguments = ["--no-password", "-d", str(db.database)]
+    for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user")):
+        if params.get(key) is not None:
+            arguments += [flag, str(params[key])]
+    return arguments
+
+
+def _client_environment(db: pw.Database) -> dict[str, str]:
+    """Return the environment for a client program: the password in PGPASSWORD."""
+    return os.environ | {"PGPASSWORD": str(db.connect_params.get("password") or "")}

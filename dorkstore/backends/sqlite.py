@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -349,6 +349,37 @@ class SqliteBackend(Backend):
         finally:
             partial.unlink(missing_ok=True)
         return dest
+
+    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> None:
+        """Run APSW's shell on the file, on the same SQLite as the library, with its settings.
+
+        Read-only unless `write` (``mode=ro``: it never writes, even by accident).
+        """
+        if is_memory(db):
+            raise DatabaseError("an in-memory database has no file to open a shell on")
+        from apsw.shell import Shell  # noqa: PLC0415 - only this command needs the shell
+
+        mode = "rw" if write else "ro"
+        try:
+            connection = apsw.Connection(
+                f"{Path(db.database).absolute().as_uri()}?mode={mode}",
+                flags=apsw.SQLITE_OPEN_URI
+                | (apsw.SQLITE_OPEN_READWRITE if write else apsw.SQLITE_OPEN_READONLY),
+            )
+            connection.setbusytimeout(BUSY_TIMEOUT_MS)
+            connection.execute("PRAGMA foreign_keys=ON")
+        except apsw.Error as exc:
+            raise DatabaseError(f"cannot open {db.database}: {exc}") from exc
+        try:
+            shell = Shell(db=connection)
+            for command in commands:
+                shell.process_complete_line(command)
+            if not commands:
+                shell.cmdloop()
+        except apsw.Error as exc:
+            raise DatabaseError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            connection.close()
 
     def describe(self, db: pw.Database) -> dict[str, Any]:
         """Return the file's size (with its -wal), SQLite's version and the journal mode."""

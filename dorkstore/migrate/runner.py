@@ -54,7 +54,7 @@ import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee as pw
 from peewee_migrate import Migrator, Router
@@ -64,18 +64,20 @@ from playhouse.migrate import migrate as migrate_schema
 from dorkstore.backends import backend_of
 from dorkstore.errors import DorkstoreError, MigrationError, SchemaVersionError
 from dorkstore.models import MODELS
-from dorkstore.timestamps import format_timestamp, utc_now
+from dorkstore.timestamps import format_timestamp, parse_timestamp, utc_now
 
 __all__ = [
     "BACKUPS_KEPT",
     "HISTORY_TABLE",
     "LOCK_TIMEOUT_S",
+    "AppliedMigration",
     "MigrationHistory",
     "applied_history",
     "applied_migrations",
     "apply_pending",
     "available_migrations",
     "default_directory",
+    "migration_history",
     "open_database",
     "replay",
     "rollback",
@@ -125,13 +127,23 @@ def available_migrations(directory: Path | None = None) -> list[str]:
     return names
 
 
+class AppliedMigration(NamedTuple):
+    """One migration recorded in a database's history."""
+
+    name: str
+    #: When it was applied (canonical UTC text), or None when the history lacks it.
+    migrated_at: str | None
+    #: Whether the migration declared itself additive (see the module docstring).
+    additive: bool
+
+
 def applied_migrations(db: pw.Database) -> list[str]:
     """Return the migrations recorded in `db`, oldest first ([] for a new database).
 
     Raises MigrationError when the history is not one dorkstore wrote: its
     table lacks the ``id`` or ``name`` column, or holds a name that is not text.
     """
-    return [name for name, _ in applied_history(db)]
+    return [entry.name for entry in migration_history(db)]
 
 
 def applied_history(db: pw.Database) -> list[tuple[str, bool]]:
@@ -139,6 +151,14 @@ def applied_history(db: pw.Database) -> list[tuple[str, bool]]:
 
     A migration is additive only when its row says so (an older history has
     no flags: none is). Raises MigrationError as `applied_migrations` does.
+    """
+    return [(entry.name, entry.additive) for entry in migration_history(db)]
+
+
+def migration_history(db: pw.Database) -> list[AppliedMigration]:
+    """Return each migration recorded in `db` with when it was applied, oldest first.
+
+    Raises MigrationError as `applied_migrations` does.
     """
     if HISTORY_TABLE not in db.get_tables():
         return []
@@ -152,18 +172,35 @@ def applied_history(db: pw.Database) -> list[tuple[str, bool]]:
         )
     # Qualified: SQLite reads an unknown double-quoted "name" alone as the string 'name'.
     table = f'"{HISTORY_TABLE}"'
-    flag = f'{table}."additive"' if "additive" in columns else "NULL"
-    sql = f'SELECT {table}."name", {flag} FROM {table} ORDER BY {table}."id"'
+    optional = [f'{table}."{name}"' if name in columns else "NULL" for name in _OPTIONAL_HISTORY]
+    sql = f'SELECT {table}."name", {", ".join(optional)} FROM {table} ORDER BY {table}."id"'
     rows = db.execute_sql(sql).fetchall()
-    for name, _ in rows:
+    for name, *_ in rows:
         if not isinstance(name, str):
             location = backend_of(db).location(db)
             raise MigrationError(
                 f"{location}: table {HISTORY_TABLE} holds a migration name that is not "
                 f"text ({name!r}); the migration history is damaged"
             )
-    # 1 on SQLite, True on PostgreSQL; NULL or anything else is not additive.
-    return [(name, additive == 1) for name, additive in rows]
+    # additive: 1 on SQLite, True on PostgreSQL; NULL or anything else is not additive.
+    return [
+        AppliedMigration(name, _when(migrated_at), additive == 1)
+        for name, migrated_at, additive in rows
+    ]
+
+
+#: History columns a foreign or older history may lack.
+_OPTIONAL_HISTORY = ("migrated_at", "additive")
+
+
+def _when(migrated_at: object) -> str | None:
+    """Return a history row's time as canonical text (peewee-migrate itself stores datetimes)."""
+    if migrated_at is None:
+        return None
+    try:
+        return parse_timestamp(migrated_at, "migrated_at")
+    except DorkstoreError:
+        return str(migrated_at)  # shown as stored: it is only reported
 
 
 def open_database(
