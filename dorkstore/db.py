@@ -12,7 +12,6 @@ from dorkstore.backends.base import Durability
 from dorkstore.backends.postgres import POSTGRES, is_url
 from dorkstore.backends.sqlite import MEMORY, SQLITE
 from dorkstore.errors import DatabaseError, ValidationError
-from dorkstore.migrate.runner import open_database
 from dorkstore.models.base import database
 from dorkstore.sqlite_files import check_file_name
 
@@ -111,12 +110,16 @@ def _outside_transaction(action: str) -> pw.Database | None:
 def _open(
     target: Target | None, *, migrate: bool, durability: Durability = "normal"
 ) -> tuple[pw.Database, list[str]]:
+    # The migration machinery (peewee-migrate) is imported here, when a database
+    # is opened, so that importing dorkstore and `dorkstore --help` stay fast.
     _outside_transaction("open a database")
     if durability not in ("normal", "full"):
         raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
     backend, resolved = _resolve(target)
     db = backend.open(resolved, durability=durability)
     try:
+        from dorkstore.migrate.runner import open_database  # noqa: PLC0415
+
         applied = open_database(db, apply=migrate)
     except BaseException:
         db.close()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ulid import ULID
-
 from dorkstore.errors import ValidationError
 from dorkstore.timestamps import EPOCH, Clock, format_timestamp, utc_now
 
@@ -33,4 +31,8 @@ class Repository:
 
     def _new_id(self, moment: datetime | None = None) -> str:
         """Return a new ULID whose time part is `moment` (default: now)."""
+        # Imported on first use: python-ulid reads its package metadata on import
+        # (about 50 ms), which commands that never create a row should not pay.
+        from ulid import ULID  # noqa: PLC0415
+
         return str(ULID.from_datetime(moment or self._now()))
