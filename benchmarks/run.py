@@ -32,6 +32,7 @@ from scenarios import (
     bench_processes,
     bench_queries,
     bench_single,
+    bench_startup,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +47,7 @@ def run_scenarios(
     with tempfile.TemporaryDirectory(prefix="dorkstore-bench-") as scratch:
         work = Path(scratch)
         results = bench_open(work, rounds)
+        results += bench_startup(work, rounds)
         results += bench_bulk(work, rounds, bulk)
         query_results, curve = bench_queries(work, rounds, sizes)
         results += query_results

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -60,6 +62,36 @@ def bench_open(work: Path, rounds: int) -> list[Result]:
         Result("open", "warm init_db (up to date)", "s", warm, baseline, target=5),
         Result("open", "cold init_db (new file, migrated)", "s", median_time(rounds, cold)),
     ]
+
+
+# --- scenario 1b: start-up of the command -----------------------------------------------
+
+
+def command(*args: str) -> Callable[[], None]:
+    """Return a function running a command to completion, checking that it succeeded."""
+    return partial(subprocess.run, list(args), check=True, stdout=subprocess.DEVNULL)
+
+
+def bench_startup(work: Path, rounds: int) -> list[Result]:
+    """Scenario 1b: `dorkstore --version`, `--help` and `status` against importing the drivers.
+
+    The baseline is the least any dorkstore command must do: start Python and
+    import peewee and apsw. The console script is the installed one, as an
+    operator runs it.
+    """
+    script = Path(sys.executable).with_name("dorkstore")
+    imports = command(sys.executable, "-c", "import peewee, apsw")
+    path = work / "startup.db"
+    open_and_close(path)
+    results = []
+    for name, args, target in (
+        ("dorkstore --version", ["--version"], 1.5),
+        ("dorkstore --help", ["--help"], None),
+        ("dorkstore status", ["--db", str(path), "status"], None),
+    ):
+        mine, baseline = alternate(rounds * 4, command(str(script), *args), imports)
+        results.append(Result("startup", name, "s", mine, baseline, target=target))
+    return results
 
 
 # --- scenario 2: bulk -------------------------------------------------------------------
