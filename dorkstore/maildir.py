@@ -17,7 +17,7 @@ from typing import Any
 
 from dorkstore.errors import ValidationError
 from dorkstore.models.relay import RelayMessage
-from dorkstore.records import MAILDIR_STATUSES, IndexedMessage
+from dorkstore.records import MAILDIR_STATUSES, IndexedMessage, MessageStatus
 from dorkstore.timestamps import parse_timestamp
 
 __all__ = ["MalformedFileError", "envelope_paths", "envelope_row", "message_files"]
@@ -27,7 +27,7 @@ class MalformedFileError(Exception):
     """A Maildir file that cannot be indexed; the message says why (``"<kind>: <detail>"``)."""
 
 
-def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
+def message_files(root: Path) -> Iterator[tuple[Path, MessageStatus, str | None]]:
     """Yield (path, status, problem) for each envelope file the layout says to index.
 
     `problem` is None for a regular file to read, or why it cannot be indexed
@@ -41,7 +41,7 @@ def message_files(root: Path) -> Iterator[tuple[Path, str, str | None]]:
         yield Path(path), status, problem
 
 
-def envelope_paths(root: Path | str) -> Iterator[tuple[str, str, str | None]]:
+def envelope_paths(root: Path | str) -> Iterator[tuple[str, MessageStatus, str | None]]:
     """Yield what `message_files` yields, with each path as a str (cheaper by the 100,000)."""
     try:
         with os.scandir(root) as scan:
@@ -79,7 +79,7 @@ def _entry_problem(entry: os.DirEntry[str]) -> str | None:
     return None if regular else "unreadable: not a regular file"
 
 
-def envelope_row(path: Path | str, status: str) -> dict[str, Any]:
+def envelope_row(path: Path | str, status: MessageStatus) -> dict[str, Any]:
     """Read one envelope and return its index row; raise MalformedFileError saying why not."""
     path = os.fspath(path)
     try:

@@ -2,31 +2,115 @@
 
 Nothing here knows about Peewee or a database: the models map rows to these
 records (``to_record``) and back, in one place each.
+
+Each status, trigger and mode is a `Literal` type, so that a type checker
+refuses ``status="complete"`` before anything runs. The tuples the
+repositories validate with, and build their SQL ``CHECK`` constraints from,
+are derived from those types: one list of values each.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal, TypeAlias, get_args
 
-#: Schedule statuses (``pulse_schedules.status``).
-SCHEDULE_STATUSES = ("active", "paused", "pending_approval")
-#: Run statuses (``pulse_runs.status``).
-RUN_STATUSES = ("running", "completed", "failed", "cancelled", "timeout")
+__all__ = [
+    "AGENT_STATUSES",
+    "LEGACY_TRACE_STATUSES",
+    "MAILDIR_STATUSES",
+    "MESSAGE_STATUSES",
+    "RUN_STATUSES",
+    "RUN_TRIGGERS",
+    "SCHEDULE_STATUSES",
+    "TRACE_STATUSES",
+    "UNSET",
+    "Agent",
+    "AgentHealth",
+    "AgentStatus",
+    "AggregateStats",
+    "BudgetCheck",
+    "DeliveryMetrics",
+    "DenialRecord",
+    "HealthStatus",
+    "IndexedMessage",
+    "InvalidJSON",
+    "LegacyTraceStatus",
+    "MessagePage",
+    "MessageStatus",
+    "PermissionMode",
+    "RelayMetrics",
+    "Run",
+    "RunStatus",
+    "RunTrigger",
+    "Schedule",
+    "ScheduleStatus",
+    "Timestamp",
+    "TraceSpan",
+    "TraceStatus",
+    "Unset",
+]
+
+#: A schedule's status (``pulse_schedules.status``).
+ScheduleStatus: TypeAlias = Literal["active", "paused", "pending_approval"]
+#: A run's status (``pulse_runs.status``).
+RunStatus: TypeAlias = Literal["running", "completed", "failed", "cancelled", "timeout"]
 #: What started a run (``pulse_runs.trigger``).
-RUN_TRIGGERS = ("scheduled", "manual", "agent")
-#: Indexed message statuses (``relay_index.status``).
-MESSAGE_STATUSES = ("pending", "delivered", "failed")
-#: Delivery span statuses (``relay_traces.status``).
-TRACE_STATUSES = ("sent", "delivered", "failed", "timeout")
-#: Agent statuses (``agents.status``).
-AGENT_STATUSES = ("active", "inactive")
+RunTrigger: TypeAlias = Literal["scheduled", "manual", "agent"]
+#: An indexed message's status (``relay_index.status``).
+MessageStatus: TypeAlias = Literal["pending", "delivered", "failed"]
+#: A delivery span's status (``relay_traces.status``).
+TraceStatus: TypeAlias = Literal["sent", "delivered", "failed", "timeout"]
+#: The span statuses older callers send. `TraceStore` stores each as a
+#: `TraceStatus`: pending as sent, processed as delivered, dead_lettered as timeout.
+LegacyTraceStatus: TypeAlias = Literal["pending", "processed", "dead_lettered"]
+#: An agent's status (``agents.status``).
+AgentStatus: TypeAlias = Literal["active", "inactive"]
+#: An agent's health, from when it was last seen (`compute_health_status`).
+HealthStatus: TypeAlias = Literal["active", "inactive", "stale"]
+#: Claude Code's permission modes, for a schedule's ``permission_mode``. The
+#: schema does not constrain that column, and imported or older rows may hold
+#: other modes: at run time any non-empty string is accepted and returned, so
+#: `Schedule.permission_mode` is typed ``PermissionMode | str``.
+PermissionMode: TypeAlias = Literal["default", "acceptEdits", "bypassPermissions", "plan"]
+#: A timestamp as records carry it: canonical ISO 8601 text in UTC, to the
+#: millisecond, ``Z`` suffix (``2026-02-25T14:03:07.123Z``): it sorts as it compares.
+Timestamp: TypeAlias = str
+
+SCHEDULE_STATUSES: tuple[ScheduleStatus, ...] = get_args(ScheduleStatus)
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+RUN_TRIGGERS: tuple[RunTrigger, ...] = get_args(RunTrigger)
+MESSAGE_STATUSES: tuple[MessageStatus, ...] = get_args(MessageStatus)
+TRACE_STATUSES: tuple[TraceStatus, ...] = get_args(TraceStatus)
+AGENT_STATUSES: tuple[AgentStatus, ...] = get_args(AgentStatus)
 
 #: Maildir folder (and the old relay's status column) -> indexed message status.
 #: ``tmp/`` holds half-written files and is not listed: it is never indexed.
-MAILDIR_STATUSES = {"new": "pending", "cur": "delivered", "failed": "failed"}
+MAILDIR_STATUSES: dict[str, MessageStatus] = {
+    "new": "pending",
+    "cur": "delivered",
+    "failed": "failed",
+}
 #: Span status names older callers send -> the names stored now.
-LEGACY_TRACE_STATUSES = {"pending": "sent", "processed": "delivered", "dead_lettered": "timeout"}
+LEGACY_TRACE_STATUSES: dict[str, TraceStatus] = {
+    "pending": "sent",
+    "processed": "delivered",
+    "dead_lettered": "timeout",
+}
+
+
+class Unset(enum.Enum):
+    """The type of `UNSET`, the default of the update methods' parameters."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: "Not given": an update method keeps a field whose argument is UNSET as it is.
+#: None cannot mean that, as it is a value: ``description=None`` clears a description.
+UNSET: Final = Unset.UNSET
 
 
 class InvalidJSON(str):
@@ -54,10 +138,10 @@ class Schedule:
     cwd: str | None
     enabled: bool
     max_runtime: int | None
-    permission_mode: str
-    status: str
-    created_at: str
-    updated_at: str
+    permission_mode: PermissionMode | str
+    status: ScheduleStatus
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +150,15 @@ class Run:
 
     id: str
     schedule_id: str
-    status: str
-    started_at: str
-    finished_at: str | None
+    status: RunStatus
+    started_at: Timestamp
+    finished_at: Timestamp | None
     duration_ms: int | None
     output: str | None
     error: str | None
     session_id: str | None
-    trigger: str
-    created_at: str
+    trigger: RunTrigger
+    created_at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +172,11 @@ class IndexedMessage:
     subject: str
     endpoint_hash: str
     sender: str | None
-    status: str
-    expires_at: str | None
+    status: MessageStatus
+    expires_at: Timestamp | None
     payload: Any
     metadata: Any
-    created_at: str
+    created_at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +192,7 @@ class RelayMetrics:
     """Counts over the index: `by_subject` by count descending, then subject."""
 
     total_messages: int
-    by_status: dict[str, int]
+    by_status: dict[MessageStatus, int]
     by_subject: list[tuple[str, int]]
 
 
@@ -120,10 +204,10 @@ class TraceSpan:
     message_id: str
     trace_id: str
     subject: str
-    status: str
-    sent_at: str
-    delivered_at: str | None
-    processed_at: str | None
+    status: TraceStatus
+    sent_at: Timestamp
+    delivered_at: Timestamp | None
+    processed_at: Timestamp | None
     error_message: str | None
     metadata: Any
 
@@ -160,18 +244,18 @@ class Agent:
     version: str | None
     description: str | None
     approver: str | None
-    status: str
-    last_seen_at: str | None
+    status: AgentStatus
+    last_seen_at: Timestamp | None
     last_seen_event: str | None
-    registered_at: str
-    updated_at: str
+    registered_at: Timestamp
+    updated_at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
 class AgentHealth(Agent):
     """An agent and its health: 'active', 'inactive' or 'stale'."""
 
-    health_status: str
+    health_status: HealthStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +276,7 @@ class DenialRecord:
     path: str
     reason: str | None
     denier: str | None
-    created_at: str
+    created_at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,10 @@ def parse_timestamp(value: object, name: str, *, epoch_ms: bool = False) -> str:
     refused: their meaning is ambiguous.
     """
     if isinstance(value, datetime):
-        return format_timestamp(value)
+        try:
+            return format_timestamp(value)
+        except ValidationError as exc:
+            raise ValidationError(f"{name}: {exc}") from exc
     if isinstance(value, str):
         if _CANONICAL.fullmatch(value):  # the common case: already in the stored form
             try:

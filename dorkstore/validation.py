@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from dorkstore.errors import ValidationError
 
@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 INT64_MAX = 2**63 - 1
+
+_Choice = TypeVar("_Choice", bound=str)
 
 
 def text(value: object, name: str, *, empty: bool = False) -> str:
@@ -67,11 +69,13 @@ def integer(
     return value
 
 
-def choice(value: object, name: str, allowed: Collection[str]) -> str:
-    """Return `value` if it is one of `allowed`."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+def choice(value: object, name: str, allowed: Collection[_Choice]) -> _Choice:
+    """Return the member of `allowed` that `value` equals (typed as `allowed`'s members)."""
+    if isinstance(value, str):
+        for option in allowed:
+            if option == value:
+                return option
+    raise ValidationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def json_text(value: object, name: str) -> str | None:

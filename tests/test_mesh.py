@@ -12,6 +12,7 @@ from playhouse.test_utils import assert_query_count
 
 import dorkstore
 from dorkstore import (
+    UNSET,
     AgentHealth,
     AgentRegistry,
     BudgetCheck,
@@ -178,6 +179,15 @@ def test_update_changes_mutable_fields_and_moves_updated_at(
         after.updated_at,
         after.registered_at,
     )
+
+
+def test_update_keeps_unset_fields_and_clears_none(agents: AgentRegistry) -> None:
+    """A field not given (or given UNSET) keeps its value; None clears an optional one."""
+    agent = agents.insert("a", "r", "/p", description="old", version="1.0")
+    assert agents.update(agent.id, description=None, version=UNSET)
+    after = agents.get(agent.id)
+    assert after is not None
+    assert ("a", None, "1.0") == (after.name, after.description, after.version)
 
 
 @pytest.mark.parametrize("field", ["id", "project_path", "registered_at", "last_seen_at", "colour"])

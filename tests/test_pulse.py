@@ -10,7 +10,7 @@ import peewee as pw
 import pytest
 from playhouse.test_utils import assert_query_count
 
-from dorkstore import NotFoundError, PulseStore, Run, Schedule, ValidationError
+from dorkstore import UNSET, NotFoundError, PulseStore, Run, Schedule, ValidationError
 from dorkstore.repositories.pulse import INTERRUPTED_ERROR
 from tests.helpers import FakeClock
 
@@ -125,6 +125,19 @@ def test_update_schedule_refuses_immutable_or_unknown_fields(store: PulseStore, 
     assert schedule == store.get_schedule(schedule.id)
 
 
+def test_update_schedule_keeps_unset_fields_and_clears_none(store: PulseStore) -> None:
+    """A field not given (or given UNSET) keeps its value; None clears an optional one."""
+    schedule = make_schedule(store, description="old", cwd="/work", max_runtime=60_000)
+    updated = store.update_schedule(schedule.id, description=None, cwd=UNSET, name=UNSET)
+    assert updated is not None
+    assert ("nightly", None, "/work", 60_000) == (
+        updated.name,
+        updated.description,
+        updated.cwd,
+        updated.max_runtime,
+    )
+
+
 def test_update_schedule_of_a_missing_id_is_none(store: PulseStore) -> None:
     """Updating a missing schedule returns None."""
     assert store.update_schedule("nope", name="x") is None
@@ -204,6 +217,14 @@ def test_update_run_refuses_an_unknown_status(store: PulseStore) -> None:
     run = store.create_run(make_schedule(store).id)
     with pytest.raises(ValidationError, match="status"):
         store.update_run(run.id, status="done")
+
+
+def test_update_run_refuses_a_naive_datetime(store: PulseStore) -> None:
+    """A naive datetime type-checks (its type cannot tell) but is a ValidationError."""
+    run = store.create_run(make_schedule(store).id)
+    with pytest.raises(ValidationError, match="finished_at"):
+        store.update_run(run.id, status="completed", finished_at=datetime(2026, 2, 25, 14))
+    assert run == store.get_run(run.id)
 
 
 def test_list_runs_is_newest_first_with_id_breaking_ties(

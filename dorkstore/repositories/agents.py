@@ -6,7 +6,7 @@ import builtins
 import json
 from dataclasses import asdict, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Never
 
 import peewee as pw
 
@@ -14,7 +14,16 @@ from dorkstore import validation as check
 from dorkstore.backends import current, guarded
 from dorkstore.errors import ValidationError
 from dorkstore.models.mesh import MeshAgent
-from dorkstore.records import AGENT_STATUSES, Agent, AgentHealth, AggregateStats
+from dorkstore.records import (
+    AGENT_STATUSES,
+    UNSET,
+    Agent,
+    AgentHealth,
+    AgentStatus,
+    AggregateStats,
+    HealthStatus,
+    Unset,
+)
 from dorkstore.repositories.base import Repository
 from dorkstore.statements import Statement, StatementFamily, assign, slot
 from dorkstore.timestamps import format_timestamp, parse_timestamp
@@ -27,10 +36,11 @@ ACTIVE_WITHIN = timedelta(minutes=5)
 INACTIVE_WITHIN = timedelta(minutes=30)
 
 
-def compute_health_status(last_seen_at: str | datetime | None, now: datetime) -> str:
+def compute_health_status(last_seen_at: datetime | str | None, now: datetime) -> HealthStatus:
     """Return 'active' (seen under 5 minutes before `now`), 'inactive' (under 30) or 'stale'.
 
-    Never seen is 'stale'; a time after `now` (clock skew) is 'active'.
+    Never seen is 'stale'; a time after `now` (clock skew) is 'active'. Raises
+    ValidationError for a naive datetime or a string without a UTC offset.
     """
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise ValidationError("now must be an aware datetime")
@@ -125,8 +135,8 @@ class AgentRegistry(Repository):
         version: str | None = None,
         description: str | None = None,
         approver: str | None = None,
-        status: str = "active",
-        registered_at: object = None,
+        status: AgentStatus = "active",
+        registered_at: datetime | str | None = None,
     ) -> Agent:
         """Register an agent. Raises ConflictError if its id or project_path is taken."""
         now = self._now()
@@ -181,12 +191,41 @@ class AgentRegistry(Repository):
         return self._select(namespace=namespace)
 
     @guarded
-    def update(self, id: str, /, **changes: Any) -> bool:
-        """Change mutable fields and move `updated_at`; False if there is no such agent.
+    def update(
+        self,
+        id: str,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        runtime: str | Unset = UNSET,
+        namespace: str | Unset = UNSET,
+        capabilities: tuple[str, ...] | builtins.list[str] | Unset = UNSET,
+        entrypoint: str | Unset | None = UNSET,
+        version: str | Unset | None = UNSET,
+        description: str | Unset | None = UNSET,
+        approver: str | Unset | None = UNSET,
+        status: AgentStatus | Unset = UNSET,
+        **unknown: Never,
+    ) -> bool:
+        """Change the given fields and move `updated_at`; False if there is no such agent.
 
-        Raises ValidationError for id, project_path, registered_at or an unknown field.
+        A field left `UNSET` keeps its value; None clears an optional field.
+        Raises ValidationError for id, project_path, registered_at or an
+        unknown field (their type, ``Never``, makes them type errors too).
         """
-        values = _columns(changes)
+        changes = {
+            "name": name,
+            "runtime": runtime,
+            "namespace": namespace,
+            "capabilities": capabilities,
+            "entrypoint": entrypoint,
+            "version": version,
+            "description": description,
+            "approver": approver,
+            "status": status,
+        }
+        given = {field: value for field, value in changes.items() if value is not UNSET}
+        values = _columns(given | unknown)
         values["updated_at"] = self._now_text()
         changed = UPDATE_AGENT[tuple(sorted(values))].run(id=check.text(id, "id"), **values)
         return bool(changed)
@@ -197,7 +236,7 @@ class AgentRegistry(Repository):
         return bool(REMOVE_AGENT.run(id=check.text(id, "id")))
 
     @guarded
-    def update_health(self, id: str, last_seen_at: object, last_seen_event: str) -> bool:
+    def update_health(self, id: str, last_seen_at: datetime | str, last_seen_event: str) -> bool:
         """Record when an agent was last seen, and doing what; False if there is no such agent."""
         changed = UPDATE_AGENT[("last_seen_at", "last_seen_event")].run(
             last_seen_at=parse_timestamp(last_seen_at, "last_seen_at"),

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,20 @@ from dorkstore.backends import current, current_database, guarded, write_transac
 from dorkstore.errors import ValidationError
 from dorkstore.maildir import MalformedFileError, envelope_paths, envelope_row
 from dorkstore.models.relay import RelayMessage
-from dorkstore.records import MESSAGE_STATUSES, IndexedMessage, MessagePage, RelayMetrics
+from dorkstore.records import (
+    MESSAGE_STATUSES,
+    IndexedMessage,
+    MessagePage,
+    MessageStatus,
+    RelayMetrics,
+)
 from dorkstore.repositories.base import Repository
 from dorkstore.statements import Statement, StatementFamily, assign, const, slot
 from dorkstore.timestamps import parse_timestamp
 
 __all__ = ["RelayIndex"]
 
-logger = logging.getLogger("dorkstore")
+logger: logging.Logger = logging.getLogger("dorkstore")
 
 _NAMES = tuple(field.name for field in fields(IndexedMessage))
 _COLUMNS = [RelayMessage._meta.columns[name] for name in _NAMES]
@@ -108,9 +115,9 @@ class RelayIndex(Repository):
         subject: str,
         endpoint_hash: str,
         *,
-        status: str = "pending",
-        created_at: object = None,
-        expires_at: object = None,
+        status: MessageStatus = "pending",
+        created_at: datetime | str | None = None,
+        expires_at: datetime | str | None = None,
         sender: str | None = None,
         payload: Any = None,
         metadata: Any = None,
@@ -145,7 +152,7 @@ class RelayIndex(Repository):
             return UPSERT_MESSAGE.many(rows)
 
     @guarded
-    def update_status(self, id: str, status: str) -> bool:
+    def update_status(self, id: str, status: MessageStatus) -> bool:
         """Set a message's status; False if there is no such message."""
         changed = UPDATE_STATUS.run(
             status=check.choice(status, "status", MESSAGE_STATUSES), id=check.text(id, "id")
@@ -169,7 +176,7 @@ class RelayIndex(Repository):
         return MESSAGES_WHERE["endpoint_hash"].all(endpoint_hash=endpoint_hash)
 
     @guarded
-    def count_sender_in_window(self, sender: str, window_start: object) -> int:
+    def count_sender_in_window(self, sender: str, window_start: datetime | str) -> int:
         """Return how many messages `sender` created strictly after `window_start`."""
         return int(
             COUNT_SENDER_SINCE.scalar(
@@ -189,7 +196,7 @@ class RelayIndex(Repository):
         self,
         *,
         subject: str | None = None,
-        status: str | None = None,
+        status: MessageStatus | None = None,
         sender: str | None = None,
         endpoint_hash: str | None = None,
         cursor: str | None = None,
@@ -299,7 +306,7 @@ class _Scan:
         #: id -> (endpoint, path) where it was first read.
         self._first: dict[str, tuple[str, str]] = {}
 
-    def read(self, path: str, status: str, problem: str | None) -> dict[str, Any] | None:
+    def read(self, path: str, status: MessageStatus, problem: str | None) -> dict[str, Any] | None:
         """Return the row of one envelope file, or None after reporting why it was skipped.
 
         The same id under a second endpoint is skipped: one id, one message.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, fields
-from typing import Any
+from datetime import datetime
+from typing import Any, Never
 
 import peewee as pw
 
@@ -11,7 +13,19 @@ from dorkstore import validation as check
 from dorkstore.backends import classify, guarded, write_transaction
 from dorkstore.errors import NotFoundError
 from dorkstore.models.pulse import PulseRun, PulseSchedule
-from dorkstore.records import RUN_STATUSES, RUN_TRIGGERS, SCHEDULE_STATUSES, Run, Schedule
+from dorkstore.records import (
+    RUN_STATUSES,
+    RUN_TRIGGERS,
+    SCHEDULE_STATUSES,
+    UNSET,
+    PermissionMode,
+    Run,
+    RunStatus,
+    RunTrigger,
+    Schedule,
+    ScheduleStatus,
+    Unset,
+)
 from dorkstore.repositories.base import Repository
 from dorkstore.statements import Statement, StatementFamily, assign, const, slot
 from dorkstore.timestamps import format_timestamp, parse_timestamp
@@ -135,13 +149,17 @@ class PulseStore(Repository):
         *,
         description: str | None = None,
         timezone: str | None = "UTC",
-        cwd: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
         enabled: bool = True,
         max_runtime: int | None = None,
-        permission_mode: str = "acceptEdits",
-        status: str = "active",
+        permission_mode: PermissionMode = "acceptEdits",
+        status: ScheduleStatus = "active",
     ) -> Schedule:
-        """Create a schedule and return it; `timezone=None` means UTC."""
+        """Create a schedule and return it; `timezone=None` means UTC.
+
+        `permission_mode` is checked only for being a non-empty string: the
+        schema leaves it open, so a mode newer than `PermissionMode` is stored too.
+        """
         values = check.fields(
             {
                 "name": name,
@@ -165,13 +183,45 @@ class PulseStore(Repository):
         return schedule
 
     @guarded
-    def update_schedule(self, id: str, /, **changes: Any) -> Schedule | None:
+    def update_schedule(
+        self,
+        id: str,
+        /,
+        *,
+        name: str | Unset = UNSET,
+        description: str | Unset | None = UNSET,
+        cron: str | Unset = UNSET,
+        timezone: str | Unset | None = UNSET,
+        prompt: str | Unset = UNSET,
+        cwd: str | os.PathLike[str] | Unset | None = UNSET,
+        enabled: bool | Unset = UNSET,
+        max_runtime: int | Unset | None = UNSET,
+        permission_mode: PermissionMode | Unset = UNSET,
+        status: ScheduleStatus | Unset = UNSET,
+        **unknown: Never,
+    ) -> Schedule | None:
         """Change the given fields and move `updated_at`; return the schedule, or None.
 
-        Raises ValidationError for a field a schedule does not have or may not change.
+        A field left `UNSET` keeps its value; None clears an optional field
+        (`timezone=None` means UTC). Raises ValidationError for a field a
+        schedule does not have or may not change (its type, ``Never``, makes
+        that a type error too).
         """
         id = check.text(id, "id")
-        values = check.fields(changes, _SCHEDULE_CHECKS, "schedules")
+        changes = {
+            "name": name,
+            "description": description,
+            "cron": cron,
+            "timezone": timezone,
+            "prompt": prompt,
+            "cwd": cwd,
+            "enabled": enabled,
+            "max_runtime": max_runtime,
+            "permission_mode": permission_mode,
+            "status": status,
+        }
+        given = {field: value for field, value in changes.items() if value is not UNSET}
+        values = check.fields(given | unknown, _SCHEDULE_CHECKS, "schedules")
         values["updated_at"] = self._now_text()
         with write_transaction():
             if not UPDATE_SCHEDULE[tuple(sorted(values))].run(id=id, **values):
@@ -184,7 +234,7 @@ class PulseStore(Repository):
         return bool(DELETE_SCHEDULE.run(id=check.text(id, "id")))
 
     @guarded
-    def create_run(self, schedule_id: str, trigger: str = "scheduled") -> Run:
+    def create_run(self, schedule_id: str, trigger: RunTrigger = "scheduled") -> Run:
         """Start a run (status 'running'). Raises NotFoundError for an unknown schedule."""
         now = self._now()
         stamp = format_timestamp(now)
@@ -219,8 +269,8 @@ class PulseStore(Repository):
         self,
         id: str,
         *,
-        status: str | None = None,
-        finished_at: object = None,
+        status: RunStatus | None = None,
+        finished_at: datetime | str | None = None,
         duration_ms: int | None = None,
         output: str | None = None,
         error: str | None = None,
@@ -248,7 +298,7 @@ class PulseStore(Repository):
         self,
         *,
         schedule_id: str | None = None,
-        status: str | None = None,
+        status: RunStatus | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[Run]:

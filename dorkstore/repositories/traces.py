@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 import peewee as pw
@@ -11,7 +12,14 @@ import peewee as pw
 from dorkstore import validation as check
 from dorkstore.backends import current, current_database, guarded
 from dorkstore.models.relay import RelayTrace
-from dorkstore.records import LEGACY_TRACE_STATUSES, TRACE_STATUSES, DeliveryMetrics, TraceSpan
+from dorkstore.records import (
+    LEGACY_TRACE_STATUSES,
+    TRACE_STATUSES,
+    DeliveryMetrics,
+    LegacyTraceStatus,
+    TraceSpan,
+    TraceStatus,
+)
 from dorkstore.repositories.base import Repository
 from dorkstore.statements import Statement, StatementFamily, assign, const, slot
 from dorkstore.timestamps import format_timestamp, parse_timestamp
@@ -136,10 +144,13 @@ class TraceStore(Repository):
         trace_id: str,
         subject: str,
         *,
-        status: str = "sent",
+        status: TraceStatus | LegacyTraceStatus = "sent",
         metadata: Any = None,
     ) -> TraceSpan:
-        """Record that a message was sent (now). Raises ConflictError if it has a span."""
+        """Record that a message was sent (now). Raises ConflictError if it has a span.
+
+        An older status name is stored as its `TraceStatus` (see `LegacyTraceStatus`).
+        """
         now = self._now()
         row = {
             "id": self._new_id(now),
@@ -161,14 +172,15 @@ class TraceStore(Repository):
         self,
         message_id: str,
         *,
-        status: str | None = None,
-        delivered_at: object = None,
-        processed_at: object = None,
+        status: TraceStatus | LegacyTraceStatus | None = None,
+        delivered_at: datetime | str | int | None = None,
+        processed_at: datetime | str | int | None = None,
         error: str | None = None,
     ) -> bool:
         """Set the given fields (None keeps a field); False if the message has no span.
 
-        Timestamps may also be Unix epoch milliseconds; `error` sets error_message.
+        Timestamps may also be Unix epoch milliseconds (an int), as older
+        callers send them; `error` sets error_message.
         """
         message_id = check.text(message_id, "message_id")
         values: dict[str, Any] = {}
@@ -237,7 +249,7 @@ def _count_subjects(spans: int) -> int:
     return found if found < cap else int(COUNT_SUBJECTS.scalar() or 0)
 
 
-def _trace_status(status: object) -> str:
+def _trace_status(status: object) -> TraceStatus:
     if isinstance(status, str):
         status = LEGACY_TRACE_STATUSES.get(status, status)
     return check.choice(status, "status", TRACE_STATUSES)
