@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar
 
 from dorkstore.backends import write_transaction
 from dorkstore.db import close_db
@@ -155,9 +155,17 @@ def _asynced(
 
 
 class _Async(Generic[S]):
-    """An async face of one repository; `sync` is the repository it calls."""
+    """An async face of one repository; `sync` is the repository it calls.
 
-    sync: S
+    Each method is a `Final` name bound to ``_asynced(Repo.method)``: its type,
+    the wrapped method's signature returning a coroutine, is inferred from
+    that, and a checker may infer a `Final` name's type (pyright's
+    ``--verifytypes`` requires a declared type for any other attribute).
+    """
+
+    def __init__(self, sync: S) -> None:
+        #: The synchronous repository the coroutines call.
+        self.sync: S = sync
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self.sync!r}>"
@@ -167,97 +175,97 @@ class AsyncPulseStore(_Async[PulseStore]):
     """`PulseStore`, awaitable."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.sync = PulseStore(clock=clock)
+        super().__init__(PulseStore(clock=clock))
 
-    list_schedules = _asynced(PulseStore.list_schedules)
-    get_schedule = _asynced(PulseStore.get_schedule)
-    create_schedule = _asynced(PulseStore.create_schedule)
-    update_schedule = _asynced(PulseStore.update_schedule)
-    delete_schedule = _asynced(PulseStore.delete_schedule)
-    create_run = _asynced(PulseStore.create_run)
-    get_run = _asynced(PulseStore.get_run)
-    update_run = _asynced(PulseStore.update_run)
-    list_runs = _asynced(PulseStore.list_runs)
-    get_running_runs = _asynced(PulseStore.get_running_runs)
-    count_runs = _asynced(PulseStore.count_runs)
-    prune_runs = _asynced(PulseStore.prune_runs)
-    mark_running_as_failed = _asynced(PulseStore.mark_running_as_failed)
+    list_schedules: Final = _asynced(PulseStore.list_schedules)
+    get_schedule: Final = _asynced(PulseStore.get_schedule)
+    create_schedule: Final = _asynced(PulseStore.create_schedule)
+    update_schedule: Final = _asynced(PulseStore.update_schedule)
+    delete_schedule: Final = _asynced(PulseStore.delete_schedule)
+    create_run: Final = _asynced(PulseStore.create_run)
+    get_run: Final = _asynced(PulseStore.get_run)
+    update_run: Final = _asynced(PulseStore.update_run)
+    list_runs: Final = _asynced(PulseStore.list_runs)
+    get_running_runs: Final = _asynced(PulseStore.get_running_runs)
+    count_runs: Final = _asynced(PulseStore.count_runs)
+    prune_runs: Final = _asynced(PulseStore.prune_runs)
+    mark_running_as_failed: Final = _asynced(PulseStore.mark_running_as_failed)
 
 
 class AsyncRelayIndex(_Async[RelayIndex]):
     """`RelayIndex`, awaitable."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.sync = RelayIndex(clock=clock)
+        super().__init__(RelayIndex(clock=clock))
 
-    insert_message = _asynced(RelayIndex.insert_message)
-    insert_many = _asynced(RelayIndex.insert_many)
-    update_status = _asynced(RelayIndex.update_status)
-    get_message = _asynced(RelayIndex.get_message)
-    get_by_subject = _asynced(RelayIndex.get_by_subject)
-    get_by_endpoint = _asynced(RelayIndex.get_by_endpoint)
-    count_sender_in_window = _asynced(RelayIndex.count_sender_in_window)
-    count_pending_by_endpoint = _asynced(RelayIndex.count_pending_by_endpoint)
-    query_messages = _asynced(RelayIndex.query_messages)
-    delete_expired = _asynced(RelayIndex.delete_expired)
-    rebuild = _asynced(RelayIndex.rebuild)
-    get_metrics = _asynced(RelayIndex.get_metrics)
-    is_wal_mode = _asynced(RelayIndex.is_wal_mode)
+    insert_message: Final = _asynced(RelayIndex.insert_message)
+    insert_many: Final = _asynced(RelayIndex.insert_many)
+    update_status: Final = _asynced(RelayIndex.update_status)
+    get_message: Final = _asynced(RelayIndex.get_message)
+    get_by_subject: Final = _asynced(RelayIndex.get_by_subject)
+    get_by_endpoint: Final = _asynced(RelayIndex.get_by_endpoint)
+    count_sender_in_window: Final = _asynced(RelayIndex.count_sender_in_window)
+    count_pending_by_endpoint: Final = _asynced(RelayIndex.count_pending_by_endpoint)
+    query_messages: Final = _asynced(RelayIndex.query_messages)
+    delete_expired: Final = _asynced(RelayIndex.delete_expired)
+    rebuild: Final = _asynced(RelayIndex.rebuild)
+    get_metrics: Final = _asynced(RelayIndex.get_metrics)
+    is_wal_mode: Final = _asynced(RelayIndex.is_wal_mode)
 
 
 class AsyncTraceStore(_Async[TraceStore]):
     """`TraceStore`, awaitable."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.sync = TraceStore(clock=clock)
+        super().__init__(TraceStore(clock=clock))
 
-    insert_span = _asynced(TraceStore.insert_span)
-    update_span = _asynced(TraceStore.update_span)
-    get_span = _asynced(TraceStore.get_span)
-    get_trace = _asynced(TraceStore.get_trace)
-    get_metrics = _asynced(TraceStore.get_metrics)
+    insert_span: Final = _asynced(TraceStore.insert_span)
+    update_span: Final = _asynced(TraceStore.update_span)
+    get_span: Final = _asynced(TraceStore.get_span)
+    get_trace: Final = _asynced(TraceStore.get_trace)
+    get_metrics: Final = _asynced(TraceStore.get_metrics)
 
 
 class AsyncAgentRegistry(_Async[AgentRegistry]):
     """`AgentRegistry`, awaitable."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.sync = AgentRegistry(clock=clock)
+        super().__init__(AgentRegistry(clock=clock))
 
-    insert = _asynced(AgentRegistry.insert)
-    get = _asynced(AgentRegistry.get)
-    get_by_path = _asynced(AgentRegistry.get_by_path)
-    list = _asynced(AgentRegistry.list)
-    list_by_namespace = _asynced(AgentRegistry.list_by_namespace)
-    update = _asynced(AgentRegistry.update)
-    remove = _asynced(AgentRegistry.remove)
-    update_health = _asynced(AgentRegistry.update_health)
-    get_with_health = _asynced(AgentRegistry.get_with_health)
-    list_with_health = _asynced(AgentRegistry.list_with_health)
-    get_aggregate_stats = _asynced(AgentRegistry.get_aggregate_stats)
+    insert: Final = _asynced(AgentRegistry.insert)
+    get: Final = _asynced(AgentRegistry.get)
+    get_by_path: Final = _asynced(AgentRegistry.get_by_path)
+    list: Final = _asynced(AgentRegistry.list)
+    list_by_namespace: Final = _asynced(AgentRegistry.list_by_namespace)
+    update: Final = _asynced(AgentRegistry.update)
+    remove: Final = _asynced(AgentRegistry.remove)
+    update_health: Final = _asynced(AgentRegistry.update_health)
+    get_with_health: Final = _asynced(AgentRegistry.get_with_health)
+    list_with_health: Final = _asynced(AgentRegistry.list_with_health)
+    get_aggregate_stats: Final = _asynced(AgentRegistry.get_aggregate_stats)
 
 
 class AsyncDenialList(_Async[DenialList]):
     """`DenialList`, awaitable."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.sync = DenialList(clock=clock)
+        super().__init__(DenialList(clock=clock))
 
-    deny = _asynced(DenialList.deny)
-    is_denied = _asynced(DenialList.is_denied)
-    list = _asynced(DenialList.list)
-    clear = _asynced(DenialList.clear)
+    deny: Final = _asynced(DenialList.deny)
+    is_denied: Final = _asynced(DenialList.is_denied)
+    list: Final = _asynced(DenialList.list)
+    clear: Final = _asynced(DenialList.clear)
 
 
 class AsyncBudgetMapper(_Async[BudgetMapper]):
     """`BudgetMapper`, awaitable."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.sync = BudgetMapper(clock=clock)
+        super().__init__(BudgetMapper(clock=clock))
 
-    check_budget = _asynced(BudgetMapper.check_budget)
-    record_call = _asynced(BudgetMapper.record_call)
-    try_consume = _asynced(BudgetMapper.try_consume)
+    check_budget: Final = _asynced(BudgetMapper.check_budget)
+    record_call: Final = _asynced(BudgetMapper.record_call)
+    try_consume: Final = _asynced(BudgetMapper.try_consume)
 
     def current_minute_bucket(self) -> int:
         """Return the current minute, counted from the Unix epoch (no database involved)."""
@@ -268,9 +276,9 @@ class AsyncStore:
     """The six repositories, awaitable, sharing one clock."""
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.pulse = AsyncPulseStore(clock=clock)
-        self.relay = AsyncRelayIndex(clock=clock)
-        self.traces = AsyncTraceStore(clock=clock)
-        self.agents = AsyncAgentRegistry(clock=clock)
-        self.denials = AsyncDenialList(clock=clock)
-        self.budgets = AsyncBudgetMapper(clock=clock)
+        self.pulse: AsyncPulseStore = AsyncPulseStore(clock=clock)
+        self.relay: AsyncRelayIndex = AsyncRelayIndex(clock=clock)
+        self.traces: AsyncTraceStore = AsyncTraceStore(clock=clock)
+        self.agents: AsyncAgentRegistry = AsyncAgentRegistry(clock=clock)
+        self.denials: AsyncDenialList = AsyncDenialList(clock=clock)
+        self.budgets: AsyncBudgetMapper = AsyncBudgetMapper(clock=clock)
