@@ -193,6 +193,10 @@ class Statement(Generic[T]):
     """
 
     __slots__ = ("_build", "_built", "into", "label")
+    #: Turns a selected row into what `one` and `all` return; None returns the row.
+    into: Callable[[Row], T] | None
+    #: Names the statement in errors and its repr.
+    label: str
 
     @overload
     def __init__(
@@ -305,6 +309,10 @@ class StatementFamily(Generic[T]):
     """
 
     __slots__ = ("_build", "_members", "into", "label")
+    #: Each member statement's `Statement.into`.
+    into: Callable[[Row], T] | None
+    #: Names the family in errors; a member's label adds its shape.
+    label: str
 
     @overload
     def __init__(

@@ -39,7 +39,7 @@ with suppress(ImportError):
     import playhouse.postgres_ext as pw_pext
 
 
-def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
+def migrate(migrator: Migrator, database: pw.Database, *, fake: bool = False) -> None:
     """Write your migrations here."""
     # PostgreSQL (added later): a boolean's default is TRUE, and WITHOUT ROWID is
     # SQLite's alone. SQLite keeps exactly the schema this migration always made.
@@ -219,7 +219,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
             table_name = "relay_traces"
 
 
-def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+def rollback(migrator: Migrator, database: pw.Database, *, fake: bool = False) -> None:
     """Write your rollback migrations here."""
     migrator.remove_model("relay_traces")
 

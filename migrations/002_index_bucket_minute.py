@@ -46,7 +46,7 @@ with suppress(ImportError):
 ADDITIVE = True
 
 
-def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
+def migrate(migrator: Migrator, database: pw.Database, *, fake: bool = False) -> None:
     """Write your migrations here."""
     with migrator.fake():
         migrator.add_index("rate_limit_buckets", "bucket_minute", unique=False)
@@ -55,7 +55,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     )
 
 
-def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+def rollback(migrator: Migrator, database: pw.Database, *, fake: bool = False) -> None:
     """Write your rollback migrations here."""
     # Not migrator.drop_index: it fails on the named ModelIndex 001 added to this
     # model ("cannot unpack non-iterable ModelIndex"), so undo add_index's state here.

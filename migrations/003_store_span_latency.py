@@ -71,7 +71,7 @@ WHERE "delivered_at" IS NOT NULL
 """
 
 
-def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
+def migrate(migrator: Migrator, database: pw.Database, *, fake: bool = False) -> None:
     """Write your migrations here."""
     postgres = isinstance(database, pw.PostgresqlDatabase)
     # The state only: add_fields would also build the index, under the table-based name.
@@ -84,7 +84,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     migrator.sql('CREATE INDEX "relaytrace_latency_ms" ON "relay_traces" ("latency_ms")')
 
 
-def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+def rollback(migrator: Migrator, database: pw.Database, *, fake: bool = False) -> None:
     """Write your rollback migrations here."""
     # SQLite refuses to drop an indexed column: the index goes first.
     migrator.sql('DROP INDEX "relaytrace_latency_ms"')

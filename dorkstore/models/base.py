@@ -154,7 +154,7 @@ class _Begun:
 
 
 #: Every model is bound to this; `dorkstore.init_db()` initialises it.
-database = DatabaseProxy()
+database: DatabaseProxy = DatabaseProxy()
 
 
 class BaseModel(pw.Model):

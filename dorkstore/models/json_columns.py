@@ -16,7 +16,7 @@ from dorkstore.records import InvalidJSON
 
 __all__ = ["decode_json", "decode_text_array", "strict_json"]
 
-logger = logging.getLogger("dorkstore")
+logger: logging.Logger = logging.getLogger("dorkstore")
 
 
 def _refuse_constant(name: str) -> Any:

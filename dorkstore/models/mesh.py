@@ -16,24 +16,28 @@ __all__ = ["AgentDenial", "MeshAgent", "RateLimitBucket"]
 class MeshAgent(BaseModel):
     """A registered agent and when it was last seen (the record is `dorkstore.Agent`)."""
 
-    id = pw.CharField(max_length=26, primary_key=True)
-    name = pw.TextField()
-    runtime = pw.TextField(index=True)
-    project_path = pw.TextField(unique=True)
-    namespace = pw.TextField(default="default", index=True, constraints=[sql_default("default")])
-    capabilities_json = pw.TextField(default="[]", constraints=[sql_default("[]")])
-    entrypoint = pw.TextField(null=True)
-    version = pw.TextField(null=True)
-    description = pw.TextField(null=True)
-    approver = pw.TextField(null=True)
-    status = pw.TextField(
+    id: pw.CharField[str] = pw.CharField(max_length=26, primary_key=True)
+    name: pw.TextField[str] = pw.TextField()
+    runtime: pw.TextField[str] = pw.TextField(index=True)
+    project_path: pw.TextField[str] = pw.TextField(unique=True)
+    namespace: pw.TextField[str] = pw.TextField(
+        default="default", index=True, constraints=[sql_default("default")]
+    )
+    capabilities_json: pw.TextField[str] = pw.TextField(
+        default="[]", constraints=[sql_default("[]")]
+    )
+    entrypoint: pw.TextField[str | None] = pw.TextField(null=True)
+    version: pw.TextField[str | None] = pw.TextField(null=True)
+    description: pw.TextField[str | None] = pw.TextField(null=True)
+    approver: pw.TextField[str | None] = pw.TextField(null=True)
+    status: pw.TextField[str] = pw.TextField(
         default="active",
         constraints=[sql_default("active"), enum_check("status", AGENT_STATUSES)],
     )
-    last_seen_at = pw.TextField(null=True)
-    last_seen_event = pw.TextField(null=True)
-    registered_at = pw.TextField(index=True)
-    updated_at = pw.TextField()
+    last_seen_at: pw.TextField[str | None] = pw.TextField(null=True)
+    last_seen_event: pw.TextField[str | None] = pw.TextField(null=True)
+    registered_at: pw.TextField[str] = pw.TextField(index=True)
+    updated_at: pw.TextField[str] = pw.TextField()
 
     class Meta:
         table_name = "agents"
@@ -56,11 +60,11 @@ class MeshAgent(BaseModel):
 class AgentDenial(BaseModel):
     """A project path that discovery must skip."""
 
-    id = pw.CharField(max_length=26, primary_key=True)
-    path = pw.TextField(unique=True)
-    reason = pw.TextField(null=True)
-    denier = pw.TextField(null=True)
-    created_at = pw.TextField()
+    id: pw.CharField[str] = pw.CharField(max_length=26, primary_key=True)
+    path: pw.TextField[str] = pw.TextField(unique=True)
+    reason: pw.TextField[str | None] = pw.TextField(null=True)
+    denier: pw.TextField[str | None] = pw.TextField(null=True)
+    created_at: pw.TextField[str] = pw.TextField()
 
     class Meta:
         table_name = "agent_denials"
@@ -74,11 +78,11 @@ class AgentDenial(BaseModel):
 class RateLimitBucket(BaseModel):
     """Calls one agent made in one minute (minutes since the Unix epoch)."""
 
-    agent_id = pw.TextField()
+    agent_id: pw.TextField[str] = pw.TextField()
     # Indexed: every budget call prunes every agent's old buckets by bucket_minute,
     # and without it that DELETE scans the table (2.6 ms a call at 1,000 agents).
-    bucket_minute = pw.BigIntegerField(index=True)
-    count = pw.BigIntegerField(default=0, constraints=[sql_default(0)])
+    bucket_minute: pw.BigIntegerField[int] = pw.BigIntegerField(index=True)
+    count: pw.BigIntegerField[int] = pw.BigIntegerField(default=0, constraints=[sql_default(0)])
 
     class Meta:
         table_name = "rate_limit_buckets"

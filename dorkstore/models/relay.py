@@ -27,23 +27,23 @@ class RelayMessage(BaseModel):
     the rows in one B-tree keyed by id.
     """
 
-    id = pw.CharField(max_length=26, primary_key=True)
-    subject = pw.TextField()
-    endpoint_hash = pw.TextField()
-    sender = pw.TextField(null=True)
-    status = pw.TextField(
+    id: pw.CharField[str] = pw.CharField(max_length=26, primary_key=True)
+    subject: pw.TextField[str] = pw.TextField()
+    endpoint_hash: pw.TextField[str] = pw.TextField()
+    sender: pw.TextField[str | None] = pw.TextField(null=True)
+    status: pw.TextField[str] = pw.TextField(
         default="pending",
         constraints=[sql_default("pending"), enum_check("status", MESSAGE_STATUSES)],
     )
-    expires_at = pw.TextField(null=True, index=True)
-    payload = pw.TextField(null=True)
-    metadata = pw.TextField(null=True)
-    created_at = pw.TextField()
+    expires_at: pw.TextField[str | None] = pw.TextField(null=True, index=True)
+    payload: pw.TextField[str | None] = pw.TextField(null=True)
+    metadata: pw.TextField[str | None] = pw.TextField(null=True)
+    created_at: pw.TextField[str] = pw.TextField()
 
     class Meta:
         table_name = "relay_index"
         without_rowid = True
-        indexes = (
+        indexes: tuple[tuple[tuple[str, ...], bool], ...] = (
             (("subject", "created_at"), False),
             (("endpoint_hash", "created_at"), False),
             (("sender", "created_at"), False),
@@ -101,17 +101,19 @@ class RelayTrace(BaseModel):
     spans where it disagrees).
     """
 
-    id = pw.CharField(max_length=26, primary_key=True)
-    message_id = pw.TextField(unique=True)
-    trace_id = pw.TextField(index=True)
-    subject = pw.TextField(index=True)
-    status = pw.TextField(index=True, constraints=[enum_check("status", TRACE_STATUSES)])
-    sent_at = pw.TextField(index=True)
-    delivered_at = pw.TextField(null=True)
-    processed_at = pw.TextField(null=True)
-    error_message = pw.TextField(null=True)
-    metadata = pw.TextField(null=True)
-    latency_ms = pw.BigIntegerField(null=True, index=True)
+    id: pw.CharField[str] = pw.CharField(max_length=26, primary_key=True)
+    message_id: pw.TextField[str] = pw.TextField(unique=True)
+    trace_id: pw.TextField[str] = pw.TextField(index=True)
+    subject: pw.TextField[str] = pw.TextField(index=True)
+    status: pw.TextField[str] = pw.TextField(
+        index=True, constraints=[enum_check("status", TRACE_STATUSES)]
+    )
+    sent_at: pw.TextField[str] = pw.TextField(index=True)
+    delivered_at: pw.TextField[str | None] = pw.TextField(null=True)
+    processed_at: pw.TextField[str | None] = pw.TextField(null=True)
+    error_message: pw.TextField[str | None] = pw.TextField(null=True)
+    metadata: pw.TextField[str | None] = pw.TextField(null=True)
+    latency_ms: pw.BigIntegerField[int | None] = pw.BigIntegerField(null=True, index=True)
 
     class Meta:
         table_name = "relay_traces"
