@@ -65,7 +65,7 @@ def test_a_dork_home_that_is_not_utf8_is_refused_before_it_is_created(
 def test_the_command_line_names_a_path_that_is_not_utf8(tmp_path: Path) -> None:
     """The same refusal from the command line: one line on stderr, no traceback, no file."""
     result = CliRunner().invoke(cli, ["--db", undecodable(tmp_path, b"x\xff.db"), "migrate"])
-    assert 1 == result.exit_code
+    assert 3 == result.exit_code
     assert [r"dorkstore: error: cannot use"] == [line[:28] for line in result.stderr.splitlines()]
     assert "\\xff" in result.stderr
     assert [] == files_in(tmp_path)
@@ -152,7 +152,7 @@ def test_a_blob_in_the_history_is_reported_by_status(tmp_path: Path) -> None:
     path = tmp_path / "dork.db"
     write_history(path, *BLOB_NAME)
     result = CliRunner().invoke(cli, ["--db", str(path), "status"])
-    assert 1 == result.exit_code
+    assert 3 == result.exit_code
     assert 1 == len(result.stderr.splitlines())
     assert "holds a migration name that is not text" in result.stderr
 

@@ -143,7 +143,7 @@ def test_status_and_doctor_create_no_lock_file(tmp_path: Path, command: str) -> 
     text = tmp_path / "notes.db"
     text.write_text("not a database\n" * 100)
     result = run("--db", str(text), command)
-    assert 1 == result.exit_code
+    assert 3 == result.exit_code
     assert ["notes.db"] == sorted(path.name for path in tmp_path.iterdir())
 
 

@@ -578,7 +578,7 @@ def test_the_command_line_never_shows_the_password(pg_url: str) -> None:
     missing = sibling_url(pg_url, "dorkstore_no_such_database")
     failed = run_cli("--db", with_password(missing, PASSWORD), "migrate")
     assert (0, "nothing to migrate\n") == (worked.returncode, worked.stdout)
-    assert 1 == failed.returncode
+    assert 3 == failed.returncode
     assert 'database "dorkstore_no_such_database" does not exist' in failed.stderr
     assert "S3cret" not in worked.stdout + worked.stderr + failed.stdout + failed.stderr
 
