@@ -13,6 +13,7 @@ from dorkstore.errors import (
     DorkstoreError,
     MigrationError,
     NotFoundError,
+    RefusedError,
     SchemaVersionError,
     ValidationError,
 )
@@ -32,6 +33,7 @@ from dorkstore.records import (
     MessagePage,
     MessageStatus,
     PermissionMode,
+    RebuildResult,
     RelayMetrics,
     Run,
     RunStatus,
@@ -76,6 +78,8 @@ __all__ = [
     "NotFoundError",
     "PermissionMode",
     "PulseStore",
+    "RebuildResult",
+    "RefusedError",
     "RelayIndex",
     "RelayMetrics",
     "Run",
@@ -98,7 +102,7 @@ __all__ = [
     "write_transaction",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # A library logs; the application decides where it goes (no lastResort output).
 logging.getLogger("dorkstore").addHandler(logging.NullHandler())

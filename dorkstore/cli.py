@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -401,10 +402,19 @@ def check_migrations(settings: _Settings, directory: Path | None) -> None:
 
 @cli.command("rebuild-index")
 @click.argument("maildir", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option(
+    "--force", is_flag=True, help="Rebuild even if the index would lose over half its rows."
+)
 @_options()
 @click.pass_obj
-def rebuild_index(settings: _Settings, maildir: Path) -> None:
-    """Replace the relay index with what the Maildir tree MAILDIR holds."""
+def rebuild_index(settings: _Settings, maildir: Path, dry_run: bool, force: bool) -> None:
+    """Replace the relay index with what the Maildir tree MAILDIR holds.
+
+    Only rows that differ from their files are written. A rebuild that would
+    delete more than half of a non-empty index (an empty or mistyped
+    directory) is refused with exit 1 unless --force.
+    """
     from dorkstore.repositories.messages import RelayIndex  # noqa: PLC0415
 
     settings.open(migrate=True)
@@ -417,15 +427,20 @@ def rebuild_index(settings: _Settings, maildir: Path) -> None:
                 settings.detail(f"skipped {path}: {reason}")
             advance()
 
-        indexed = RelayIndex().rebuild(maildir, report=report)
+        result = RelayIndex().reconcile(maildir, report=report, dry_run=dry_run, force=force)
     kinds = Counter(reason.split(":", 1)[0] for _, reason in skipped)
     why = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    verb, written, deleted = (
+        ("would index", "to write", "to delete") if dry_run else ("indexed", "written", "deleted")
+    )
     settings.say(
-        f"indexed {indexed} messages; skipped {len(skipped)} files" + (f" ({why})" if why else "")
+        f"{verb} {result.indexed} messages ({result.written} {written}, "
+        f"{result.deleted} {deleted} of {result.previous}); skipped {len(skipped)} files"
+        + (f" ({why})" if why else "")
     )
     settings.report(
         {
-            "indexed": indexed,
+            **asdict(result),
             "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
         }
     )

@@ -39,6 +39,7 @@ __all__ = [
     "MessagePage",
     "MessageStatus",
     "PermissionMode",
+    "RebuildResult",
     "RelayMetrics",
     "Run",
     "RunStatus",
@@ -194,6 +195,22 @@ class RelayMetrics:
     total_messages: int
     by_status: dict[MessageStatus, int]
     by_subject: list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildResult:
+    """What `RelayIndex.reconcile` did to the index, or would do in a dry run."""
+
+    #: Messages the index holds afterwards: one per envelope file indexed.
+    indexed: int
+    #: Messages it held before.
+    previous: int
+    #: Rows written: new messages, and messages whose file says something else now.
+    written: int
+    #: Rows deleted: messages whose envelope file is gone or cannot be indexed.
+    deleted: int
+    #: True when nothing was written: the counts say what a rebuild would do.
+    dry_run: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,7 +120,10 @@ def test_rebuild_index_prints_only_a_summary_off_a_terminal(db_path: Path, tmp_p
     (root / "ep" / "new" / "M3.json").write_text(json.dumps({"id": "M4"}))
     result = run("--db", str(db_path), "rebuild-index", str(root))
     assert (0, "") == (result.exit_code, result.stderr)
-    assert "indexed 1 messages; skipped 2 files (1 id mismatch, 1 not JSON)\n" == result.stdout
+    assert (
+        "indexed 1 messages (1 written, 0 deleted of 0); "
+        "skipped 2 files (1 id mismatch, 1 not JSON)\n" == result.stdout
+    )
 
 
 def test_import_legacy_prints_its_report(db_path: Path, tmp_path: Path) -> None:

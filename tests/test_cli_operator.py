@@ -179,7 +179,10 @@ def test_rebuild_index_verbose_names_each_skipped_file(db_path: Path, maildir: P
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"skipped {maildir / 'ep' / 'new' / 'M2.json'}: not JSON")
     assert lines[1].startswith(f"skipped {maildir / 'ep' / 'new' / 'M3.json'}: id mismatch")
-    assert "indexed 1 messages; skipped 2 files (1 id mismatch, 1 not JSON)" == lines[2]
+    assert (
+        "indexed 1 messages (1 written, 0 deleted of 0); "
+        "skipped 2 files (1 id mismatch, 1 not JSON)" == lines[2]
+    )
 
 
 def test_import_legacy_verbose_names_each_skipped_row(db_path: Path, tmp_path: Path) -> None:
@@ -368,3 +371,69 @@ def test_shell_is_read_only_unless_write(existing: Path) -> None:
 def test_shell_on_memory_is_an_error() -> None:
     """An in-memory database has no file for a shell: one line, exit 3."""
     one_line_error(run("shell", "--db", ":memory:"), "in-memory")
+
+
+# --- rebuild-index: dry run and the loss guard ------------------------------------------
+
+
+@pytest.fixture
+def indexed(db_path: Path, maildir: Path) -> Path:
+    """A database whose index holds the maildir fixture's one good message, and 3 more."""
+    dorkstore.init_db(db_path)
+    index = dorkstore.RelayIndex()
+    index.rebuild(maildir)
+    for number in range(3):
+        index.insert_message(f"X{number}", "s", "ep")
+    dorkstore.close_db()
+    return db_path
+
+
+def index_ids(path: Path) -> set[str]:
+    dorkstore.init_db(path, migrate=False)
+    try:
+        return {m.id for m in dorkstore.RelayIndex().query_messages(limit=100).messages}
+    finally:
+        dorkstore.close_db()
+
+
+def test_rebuild_index_refuses_an_empty_tree_over_a_full_index(
+    indexed: Path, tmp_path: Path
+) -> None:
+    """An empty (or mistyped) directory would empty the index: exit 1, nothing changed."""
+    (tmp_path / "empty").mkdir()
+    result = run("rebuild-index", str(tmp_path / "empty"), "--db", str(indexed))
+    one_line_error(result, "would lose 4 of its 4", status=EXIT_FINDINGS)
+    assert "--force" in result.stderr
+    assert {"M1", "X0", "X1", "X2"} == index_ids(indexed)
+    forced = run("rebuild-index", str(tmp_path / "empty"), "--force", "--db", str(indexed))
+    assert (0, "indexed 0 messages (0 written, 4 deleted of 4); skipped 0 files\n") == (
+        forced.exit_code,
+        forced.stdout,
+    )
+    assert set() == index_ids(indexed)
+
+
+def test_rebuild_index_refuses_to_lose_more_than_half(indexed: Path, maildir: Path) -> None:
+    """The tree holds 1 of the index's 4 messages: losing 3 of 4 is refused."""
+    result = run("rebuild-index", str(maildir), "--db", str(indexed))
+    one_line_error(result, "would lose 3 of its 4", status=EXIT_FINDINGS)
+    assert {"M1", "X0", "X1", "X2"} == index_ids(indexed)
+
+
+def test_rebuild_index_dry_run_changes_nothing(indexed: Path, maildir: Path) -> None:
+    """--dry-run says what would change, without the guard, and changes nothing."""
+    result = run("rebuild-index", str(maildir), "--dry-run", "--db", str(indexed))
+    assert (0, "") == (result.exit_code, result.stderr)
+    assert result.stdout.startswith("would index 1 messages (0 to write, 3 to delete of 4); ")
+    report = as_json(
+        run("rebuild-index", str(maildir), "--dry-run", "--json", "--db", str(indexed))
+    )
+    assert isinstance(report, dict)
+    assert (True, 1, 4, 0, 3) == (
+        report["dry_run"],
+        report["indexed"],
+        report["previous"],
+        report["written"],
+        report["deleted"],
+    )
+    assert {"M1", "X0", "X1", "X2"} == index_ids(indexed)

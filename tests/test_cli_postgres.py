@@ -222,7 +222,10 @@ def test_rebuild_index(url: str, tmp_path: Path) -> None:
         json.dumps({"id": "M1", "subject": "s", "createdAt": "2026-01-01T00:00:00Z"})
     )
     result = run("--db", url, "rebuild-index", str(tmp_path / "maildir"))
-    assert (0, "indexed 1 messages; skipped 0 files\n") == (result.exit_code, result.stdout)
+    assert (0, "indexed 1 messages (1 written, 0 deleted of 0); skipped 0 files\n") == (
+        result.exit_code,
+        result.stdout,
+    )
     assert [("M1",)] == run_sql(url, "SELECT id FROM relay_index")
 
 

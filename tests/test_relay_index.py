@@ -20,6 +20,8 @@ from dorkstore import (
     DatabaseError,
     DorkstoreError,
     IndexedMessage,
+    RebuildResult,
+    RefusedError,
     RelayIndex,
     ValidationError,
     backends,
@@ -411,6 +413,55 @@ def test_rebuild_replaces_the_whole_index(index: RelayIndex, maildir: Path) -> N
     before = index.query_messages().messages
     assert 4 == index.rebuild(maildir)
     assert before == index.query_messages().messages
+
+
+def test_reconcile_says_what_changed(index: RelayIndex, maildir: Path) -> None:
+    """reconcile returns what the index held, what it wrote and deleted, and what it holds."""
+    assert RebuildResult(4, 0, 4, 0, dry_run=False) == index.reconcile(maildir)
+    index.insert_many([message(1)])
+    assert RebuildResult(4, 5, 0, 1, dry_run=False) == index.reconcile(maildir)
+    assert RebuildResult(4, 4, 0, 0, dry_run=False) == index.reconcile(maildir)
+
+
+def test_a_dry_run_changes_nothing(index: RelayIndex, maildir: Path) -> None:
+    """A dry run counts what a rebuild would do and writes nothing."""
+    index.insert_many([message(1)])
+    before = index.query_messages().messages
+    assert RebuildResult(4, 1, 4, 1, dry_run=True) == index.reconcile(maildir, dry_run=True)
+    assert before == index.query_messages().messages
+
+
+def test_reconcile_refuses_to_empty_the_index(index: RelayIndex, tmp_path: Path) -> None:
+    """An empty tree over a non-empty index: RefusedError and the index intact; force empties it."""
+    index.insert_many([message(n) for n in range(4)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RefusedError, match="would lose 4 of its 4"):
+        index.reconcile(tmp_path / "empty")
+    assert 4 == index.get_metrics().total_messages
+    assert RebuildResult(0, 4, 0, 4, dry_run=False) == index.reconcile(
+        tmp_path / "empty", force=True
+    )
+    assert 0 == index.get_metrics().total_messages
+
+
+def test_reconcile_refuses_to_lose_more_than_half(index: RelayIndex, maildir: Path) -> None:
+    """Losing 5 of 9 rows is refused; losing 4 of 8 (exactly half) is not."""
+    assert 4 == index.rebuild(maildir)
+    index.insert_many([message(n) for n in range(5)])
+    with pytest.raises(RefusedError, match="would lose 5 of its 9"):
+        index.reconcile(maildir)
+    assert 9 == index.get_metrics().total_messages
+    index.rebuild(maildir)
+    index.insert_many([message(n) for n in range(4)])
+    assert RebuildResult(4, 8, 0, 4, dry_run=False) == index.reconcile(maildir)
+
+
+def test_rebuild_follows_an_empty_tree(index: RelayIndex, tmp_path: Path) -> None:
+    """rebuild (SPEC: replaces the whole index) empties it for an empty tree, as before."""
+    index.insert_many([message(n) for n in range(4)])
+    (tmp_path / "empty").mkdir()
+    assert 0 == index.rebuild(tmp_path / "empty")
+    assert 0 == index.get_metrics().total_messages
 
 
 def test_a_message_caught_mid_move_takes_its_later_status(

@@ -14,7 +14,7 @@ import peewee as pw
 
 from dorkstore import validation as check
 from dorkstore.backends import current, current_database, guarded, write_transaction
-from dorkstore.errors import ValidationError
+from dorkstore.errors import RefusedError, ValidationError
 from dorkstore.maildir import MalformedFileError, envelope_paths, envelope_row
 from dorkstore.models.relay import RelayMessage
 from dorkstore.records import (
@@ -22,6 +22,7 @@ from dorkstore.records import (
     IndexedMessage,
     MessagePage,
     MessageStatus,
+    RebuildResult,
     RelayMetrics,
 )
 from dorkstore.repositories.base import Repository
@@ -239,13 +240,36 @@ class RelayIndex(Repository):
     ) -> int:
         """Make the index hold exactly the Maildir tree's messages; return how many it holds.
 
+        `reconcile` with ``force=True``: whatever the tree holds, the index
+        follows, even an empty tree. Raises ValidationError if the root is not
+        a readable directory.
+        """
+        return self.reconcile(maildir_root, report=report, force=True).indexed
+
+    @guarded
+    def reconcile(
+        self,
+        maildir_root: str | os.PathLike[str],
+        *,
+        report: Callable[[Path, str | None], None] | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> RebuildResult:
+        """Rebuild the index from the Maildir tree; return what changed (or would, `dry_run`).
+
         The tree is read and parsed first, without a lock. Then, in one
         transaction holding the write lock, the folders are listed again:
         files that appeared or moved meanwhile are read too, every message
         whose envelope file exists is written, and a row is deleted only when
         no envelope file for it exists any more (or its file cannot be
         indexed). So a relay writing beside the rebuild loses nothing, and a
-        failure or a kill leaves the previous index intact.
+        failure or a kill leaves the previous index intact. A dry run reads
+        the same way but takes no write lock, and writes nothing.
+
+        Unless `force`, a rebuild that would delete more than half of a
+        non-empty index (a tree that is empty, or the wrong directory) raises
+        RefusedError and changes nothing: the index is derived, but rebuilding
+        it from the right tree takes time, and the mistake is easy.
 
         A file that cannot be read or parsed is skipped and logged at WARNING;
         `report`, if given, is called with each message file's path and None
@@ -267,7 +291,8 @@ class RelayIndex(Repository):
         read = {
             path: scan.read(path, status, problem) for path, status, problem in envelope_paths(root)
         }
-        with write_transaction():
+        # A dry run writes nothing, so a snapshot will do: it never waits for writers.
+        with current_database().atomic() if dry_run else write_transaction():
             rows: dict[str, dict[str, Any]] = {}
             for path, status, problem in envelope_paths(root):  # again, under the lock
                 row = read[path] if path in read else scan.read(path, status, problem)
@@ -275,9 +300,19 @@ class RelayIndex(Repository):
                     rows[row["id"]] = row  # a later folder (cur/ after new/) wins
             # Only what differs is written: an index in step with its files costs a read.
             indexed = {row["id"]: row for row in ALL_ROWS.all()}
-            UPSERT_MESSAGE.many(row for id, row in rows.items() if indexed.get(id) != row)
-            DELETE_MESSAGE.many({"id": id} for id in indexed.keys() - rows.keys())
-            return len(rows)
+            changed = [row for id, row in rows.items() if indexed.get(id) != row]
+            gone = indexed.keys() - rows.keys()
+            result = RebuildResult(len(rows), len(indexed), len(changed), len(gone), dry_run)
+            if not (force or dry_run) and 2 * len(gone) > len(indexed):
+                raise RefusedError(
+                    f"refusing to rebuild: {root} holds {len(rows)} messages, and the index "
+                    f"would lose {len(gone)} of its {len(indexed)}; check the directory, or "
+                    "force it (--force)"
+                )
+            if not dry_run:
+                UPSERT_MESSAGE.many(changed)
+                DELETE_MESSAGE.many({"id": id} for id in gone)
+            return result
 
     @guarded
     def get_metrics(self) -> RelayMetrics:
