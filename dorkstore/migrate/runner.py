@@ -84,7 +84,7 @@ __all__ = [
     "router",
 ]
 
-logger = logging.getLogger("dorkstore")
+logger: logging.Logger = logging.getLogger("dorkstore")
 
 HISTORY_TABLE = "migratehistory"
 #: How long `open_database` waits for another process's migration to finish.
@@ -98,10 +98,10 @@ MigrationFunction = Callable[..., Any]
 class MigrationHistory(pw.Model):
     """One applied migration. Not bound: the runner works on the database it is given."""
 
-    name = pw.CharField(unique=True)
-    migrated_at = pw.TextField()
+    name: pw.CharField[str] = pw.CharField(unique=True)
+    migrated_at: pw.TextField[str] = pw.TextField()
     # Nullable: releases before the column insert rows without it (NULL: not additive).
-    additive = pw.BooleanField(null=True)
+    additive: pw.BooleanField[bool | None] = pw.BooleanField(null=True)
 
     class Meta:
         table_name = HISTORY_TABLE
