@@ -37,11 +37,13 @@ import peewee as pw
 from dorkstore.errors import DatabaseError
 from dorkstore.models.base import database
 
-__all__ = ["Row", "Statement", "StatementFamily", "assign", "const", "slot"]
+__all__ = ["Row", "Statement", "StatementFamily", "Values", "assign", "const", "slot"]
 
 #: A selected row: column name (``schedule_id``, not the field's ``schedule``), or an
 #: expression's alias, or ``column<N>`` for an expression without one -> value.
 Row = dict[str, Any]
+#: A selected row as `into` receives it: the values in the SELECT's column order.
+Values = Sequence[Any]
 T = TypeVar("T")
 Converter = Callable[[Any], Any]
 
@@ -189,12 +191,13 @@ class Statement(Generic[T]):
     """One SQL statement, built on first use per kind of database and reused.
 
     The statement object is its own cache key. `into` turns each selected row
-    (a dict of column name -> value) into what `one` and `all` return.
+    (its values, in the SELECT's column order) into what `one` and `all`
+    return; without it they return each row as a `Row` dict.
     """
 
     __slots__ = ("_build", "_built", "into", "label")
-    #: Turns a selected row into what `one` and `all` return; None returns the row.
-    into: Callable[[Row], T] | None
+    #: Turns a selected row's values into what `one` and `all` return; None: a `Row`.
+    into: Callable[[Values], T] | None
     #: Names the statement in errors and its repr.
     label: str
 
@@ -204,13 +207,13 @@ class Statement(Generic[T]):
     ) -> None: ...
     @overload
     def __init__(
-        self, build: Callable[[], pw.Node], *, into: Callable[[Row], T], label: str = ""
+        self, build: Callable[[], pw.Node], *, into: Callable[[Values], T], label: str = ""
     ) -> None: ...
     def __init__(
         self,
         build: Callable[[], pw.Node],
         *,
-        into: Callable[[Row], Any] | None = None,
+        into: Callable[[Values], Any] | None = None,
         label: str = "",
     ) -> None:
         if getattr(build, "__closure__", None):
@@ -242,12 +245,12 @@ class Statement(Generic[T]):
         db, built = self._prepare()
         rows = db.execute_sql(built.sql, built.bind(values)).fetchall()
         if built.converters:
-            return [self._row(built, row) for row in rows]
-        # The common case, in one comprehension: a page of rows is the hot path.
-        columns, into = built.columns, self.into
+            rows = [_converted(built.converters, row) for row in rows]
+        into, columns = self.into, built.columns
         if into is None:
             return [dict(zip(columns, row, strict=False)) for row in rows]  # type: ignore[misc]
-        return [into(dict(zip(columns, row, strict=False))) for row in rows]
+        # A page of rows is the hot path: no mapping per row, one call each.
+        return list(map(into, rows))
 
     def scalar(self, **values: Any) -> Any:
         """Return the first column of the first row, or None when there is no row."""
@@ -278,13 +281,10 @@ class Statement(Generic[T]):
 
     def _row(self, built: _Built, row: Sequence[Any]) -> Any:
         if built.converters:
-            values = list(row)
-            for index, convert in built.converters:
-                if values[index] is not None:
-                    values[index] = convert(values[index])
-            row = values
-        mapped = dict(zip(built.columns, row, strict=False))  # one value per column
-        return mapped if self.into is None else self.into(mapped)
+            row = _converted(built.converters, row)
+        if self.into is None:
+            return dict(zip(built.columns, row, strict=False))  # one value per column
+        return self.into(row)
 
     def _prepare(self) -> tuple[pw.Database, _Built]:
         db = database.obj
@@ -310,7 +310,7 @@ class StatementFamily(Generic[T]):
 
     __slots__ = ("_build", "_members", "into", "label")
     #: Each member statement's `Statement.into`.
-    into: Callable[[Row], T] | None
+    into: Callable[[Values], T] | None
     #: Names the family in errors; a member's label adds its shape.
     label: str
 
@@ -320,13 +320,13 @@ class StatementFamily(Generic[T]):
     ) -> None: ...
     @overload
     def __init__(
-        self, build: Callable[[Any], pw.Node], *, into: Callable[[Row], T], label: str = ""
+        self, build: Callable[[Any], pw.Node], *, into: Callable[[Values], T], label: str = ""
     ) -> None: ...
     def __init__(
         self,
         build: Callable[[Any], pw.Node],
         *,
-        into: Callable[[Row], Any] | None = None,
+        into: Callable[[Values], Any] | None = None,
         label: str = "",
     ) -> None:
         if getattr(build, "__closure__", None):
@@ -358,6 +358,15 @@ class _Bound:
 
     def __call__(self) -> pw.Node:
         return self.build(self.shape)
+
+
+def _converted(converters: tuple[tuple[int, Converter], ...], row: Sequence[Any]) -> list[Any]:
+    """Return a selected row with its columns' Python conversions applied."""
+    values = list(row)
+    for index, convert in converters:
+        if values[index] is not None:
+            values[index] = convert(values[index])
+    return values
 
 
 def _as_mapping(row: Mapping[str, Any] | object) -> Mapping[str, Any]:

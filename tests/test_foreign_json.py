@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 import peewee as pw
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dorkstore
 from dorkstore import AgentRegistry, InvalidJSON, RelayIndex, TraceStore, admin
 from dorkstore.cli import cli
 from dorkstore.models import RelayMessage
+from dorkstore.models.json_columns import decode_json, strict_json
 from tests.helpers import FakeClock, stdlib_sqlite
 
 #: Stored texts that are not strict JSON, and what a record carries for them.
@@ -201,3 +205,34 @@ def test_the_command_line_doctor_reports_bad_json_and_exits_1(db_path: Path) -> 
     assert 1 == result.exit_code
     assert "json: relay_index B1 payload; agents A1 capabilities_json\n" in result.stdout
     assert "latency: ok\n" in result.stdout
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+AROUND = st.sampled_from(["", " ", "\n", "\t "])
+
+
+@given(
+    st.one_of(
+        st.builds(lambda v, a, b: a + json.dumps(v) + b, JSON_VALUES, AROUND, AROUND),
+        st.builds(lambda v, junk: json.dumps(v) + junk, JSON_VALUES, st.text(max_size=3)),
+        st.text(max_size=20),
+    )
+)
+def test_decoding_a_column_agrees_with_the_strict_decoder(text: str) -> None:
+    """The fast path gives what the strict decoder gives, and InvalidJSON where it refuses."""
+    try:
+        expected = strict_json(text)
+    except ValueError:
+        expected = InvalidJSON(text)
+    logging.disable(logging.WARNING)
+    try:
+        decoded = decode_json(text, "t", "id", "c")
+    finally:
+        logging.disable(logging.NOTSET)
+    assert type(expected) is type(decoded)
+    # NaN (refused by both) aside, equal values; json.dumps tells -0.0 from 0.0 too.
+    assert json.dumps(expected) == json.dumps(decoded)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from dorkstore.records import InvalidJSON
@@ -42,10 +43,25 @@ def strict_json(value: object) -> Any:
         raise ValueError("JSON nested too deeply to decode") from exc
 
 
+# The decoder's scanner reads one JSON value from a position; `JSONDecoder.decode`
+# adds two whitespace regex matches and a method call around it, which is most of
+# the cost of decoding a small payload. Text as json.dumps writes it has no
+# whitespace around the value, so `decode_json` tries the scanner alone first.
+_scan_once: Callable[[str, int], tuple[Any, int]] = _STRICT.scan_once  # type: ignore[attr-defined]
+
+
 def decode_json(value: object, table: str, row_id: object, column: str) -> Any:
     """Return a nullable JSON column's value decoded, or its text as `InvalidJSON`."""
     if value is None:
         return None
+    if type(value) is str:
+        try:
+            decoded, end = _scan_once(value, 0)
+        except (StopIteration, ValueError, RecursionError):
+            pass  # not strict JSON, or whitespace first: the full decoder says which
+        else:
+            if end == len(value):
+                return decoded
     try:
         return strict_json(value)
     except ValueError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import peewee as pw
@@ -46,15 +47,19 @@ class MeshAgent(BaseModel):
         name = "agent"
 
     @staticmethod
-    def to_record(row: dict[str, Any]) -> Agent:
-        """Return the record of a selected row, its capabilities decoded to a tuple.
+    def to_record(row: Sequence[Any]) -> Agent:
+        """Return the record of a selected row (in the record's field order), capabilities decoded.
 
         Of text another client stored that is not a JSON array of strings, the
         record keeps the strings of an array, else nothing; a WARNING names the row.
         """
-        encoded = row.pop("capabilities_json")
-        row["capabilities"] = decode_text_array(encoded, "agents", row["id"], "capabilities_json")
-        return Agent(**row)
+        id, name, runtime, path, namespace, encoded, entrypoint, version, *rest = row
+        description, approver, status, last_seen_at, last_seen_event, registered, updated = rest
+        capabilities = decode_text_array(encoded, "agents", id, "capabilities_json")
+        return Agent(
+            id, name, runtime, path, namespace, capabilities, entrypoint, version, description,
+            approver, status, last_seen_at, last_seen_event, registered, updated,
+        )  # fmt: skip
 
 
 class AgentDenial(BaseModel):
@@ -70,9 +75,9 @@ class AgentDenial(BaseModel):
         table_name = "agent_denials"
 
     @staticmethod
-    def to_record(row: dict[str, Any]) -> DenialRecord:
-        """Return the record of a selected row."""
-        return DenialRecord(**row)
+    def to_record(row: Sequence[Any]) -> DenialRecord:
+        """Return the record of a selected row (in the record's field order)."""
+        return DenialRecord(*row)
 
 
 class RateLimitBucket(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import peewee as pw
@@ -38,9 +39,9 @@ class PulseSchedule(BaseModel):
         table_name = "pulse_schedules"
 
     @staticmethod
-    def to_record(row: dict[str, Any]) -> Schedule:
-        """Return the record of a selected row (every column, keyed by column name)."""
-        return Schedule(**row)
+    def to_record(row: Sequence[Any]) -> Schedule:
+        """Return the record of a selected row (every column, in the record's field order)."""
+        return Schedule(*row)
 
 
 class PulseRun(BaseModel):
@@ -76,6 +77,6 @@ class PulseRun(BaseModel):
         )
 
     @staticmethod
-    def to_record(row: dict[str, Any]) -> Run:
-        """Return the record of a selected row (every column, keyed by column name)."""
-        return Run(**row)
+    def to_record(row: Sequence[Any]) -> Run:
+        """Return the record of a selected row (every column, in the record's field order)."""
+        return Run(*row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,18 +56,21 @@ class RelayMessage(BaseModel):
         )
 
     @staticmethod
-    def to_record(row: dict[str, Any]) -> IndexedMessage:
-        """Return the record of a selected row, its JSON columns decoded.
+    def to_record(row: Sequence[Any]) -> IndexedMessage:
+        """Return the record of a selected row (in the record's field order), JSON decoded.
 
         Text another client stored that is not strict JSON comes back as
         `InvalidJSON` (the text as stored), with a WARNING naming the row.
         """
-        payload, metadata = row["payload"], row["metadata"]
+        # Positional and unrolled: pages and subject listings build thousands of these.
+        id, subject, endpoint_hash, sender, status, expires_at, payload, metadata, created = row
         if payload is not None:
-            row["payload"] = decode_json(payload, "relay_index", row["id"], "payload")
+            payload = decode_json(payload, "relay_index", id, "payload")
         if metadata is not None:
-            row["metadata"] = decode_json(metadata, "relay_index", row["id"], "metadata")
-        return IndexedMessage(**row)
+            metadata = decode_json(metadata, "relay_index", id, "metadata")
+        return IndexedMessage(
+            id, subject, endpoint_hash, sender, status, expires_at, payload, metadata, created
+        )
 
     @staticmethod
     def to_row(message: IndexedMessage) -> dict[str, Any]:
@@ -119,11 +123,14 @@ class RelayTrace(BaseModel):
         table_name = "relay_traces"
 
     @staticmethod
-    def to_record(row: dict[str, Any]) -> TraceSpan:
-        """Return the record of a selected row, its metadata decoded (or `InvalidJSON`)."""
-        if row["metadata"] is not None:
-            row["metadata"] = decode_json(row["metadata"], "relay_traces", row["id"], "metadata")
-        return TraceSpan(**row)
+    def to_record(row: Sequence[Any]) -> TraceSpan:
+        """Return the record of a selected row (in field order), its metadata decoded."""
+        id, message_id, trace_id, subject, status, sent, delivered, processed, error, metadata = row
+        if metadata is not None:
+            metadata = decode_json(metadata, "relay_traces", id, "metadata")
+        return TraceSpan(
+            id, message_id, trace_id, subject, status, sent, delivered, processed, error, metadata
+        )
 
     @staticmethod
     def latency(sent_at: str, delivered_at: str | None) -> int | None:

@@ -165,7 +165,7 @@ class AgentRegistry(Repository):
             "last_seen_event": None,
         }
         INSERT_AGENT.run(**row)
-        return MeshAgent.to_record(row)
+        return MeshAgent.to_record([row[name] for name in _COLUMN_NAMES])
 
     @guarded
     def get(self, id: str) -> Agent | None:

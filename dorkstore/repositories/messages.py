@@ -138,7 +138,7 @@ class RelayIndex(Repository):
         row = RelayMessage.to_row(message)
         with write_transaction():
             UPSERT_MESSAGE.run(**row)
-        return RelayMessage.to_record(row)
+        return RelayMessage.to_record([row[name] for name in _NAMES])
 
     @guarded
     def insert_many(self, messages: Iterable[IndexedMessage]) -> int:

@@ -165,7 +165,7 @@ class TraceStore(Repository):
             "metadata": check.json_text(metadata, "metadata"),
         }
         INSERT_SPAN.run(**row)
-        return RelayTrace.to_record(row)
+        return RelayTrace.to_record([row[name] for name in _NAMES])
 
     @guarded
     def update_span(
