@@ -103,6 +103,24 @@ def run_query(
         decode(connection.execute(statement, args).fetchall())
 
 
+# --- scenario 3c: one message at a time, and a subject's listing ---------------------------
+
+# RelayIndex.insert_message's statement: insert, or replace every column of the same id.
+UPSERT_MESSAGE = INSERT_RAW + (
+    " ON CONFLICT (id) DO UPDATE SET subject = excluded.subject,"
+    " endpoint_hash = excluded.endpoint_hash, sender = excluded.sender,"
+    " status = excluded.status, expires_at = excluded.expires_at, payload = excluded.payload,"
+    " metadata = excluded.metadata, created_at = excluded.created_at"
+)
+BY_SUBJECT = "SELECT * FROM {table} WHERE subject = ? ORDER BY created_at DESC, id DESC"
+
+
+def insert_each(raw: apsw.Connection, batches: Any) -> None:
+    """Insert the next batch of rows one statement (one transaction) each, payload encoded."""
+    for row in next(batches):
+        raw.execute(UPSERT_MESSAGE, (*row[:6], json.dumps(json.loads(row[6])), *row[7:]))
+
+
 # --- scenario 3b: delivery metrics -------------------------------------------------------
 
 TRACE_COUNTS = (

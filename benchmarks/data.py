@@ -119,6 +119,28 @@ def build_query_databases(work: Path, count: int) -> tuple[Path, Path, Path]:
     return ours, raw, indexless
 
 
+def query_database_copies(work: Path, count: int) -> tuple[Path, Path]:
+    """Return copies of scenario 3's dorkstore and raw files of `count` rows (built if need be)."""
+    ours, raw = work / f"q{count}-ours.db", work / f"q{count}-raw.db"
+    if not ours.exists():
+        build_query_databases(work, count)
+    return (
+        migrated_copy(ours, work / f"g{count}-ours.db"),
+        migrated_copy(raw, work / f"g{count}-raw.db"),
+    )
+
+
+def build_subject_databases(work: Path, matches: int) -> tuple[Path, Path]:
+    """Dorkstore's file and a raw copy, 10 subjects of `matches` messages each."""
+    ours, raw = work / f"s{matches}-ours.db", work / f"s{matches}-raw.db"
+    rows = [(*row[:1], f"relay.agent.{n % 10}", *row[2:]) for n, row in
+            enumerate(message_rows(matches * 10))]  # fmt: skip
+    dorkstore.init_db(ours)
+    dorkstore.RelayIndex().insert_many(as_messages(rows))
+    dorkstore.close_db()
+    return ours, migrated_copy(ours, raw)
+
+
 # Spans of a relay that mostly delivers: statuses and their shares (per 100).
 SPAN_STATUSES = (("delivered", 90), ("failed", 5), ("timeout", 2), ("sent", 3))
 INSERT_SPAN = (

@@ -27,6 +27,7 @@ from measure import Result
 from postgres import bench_postgres
 from scenarios import (
     bench_bulk,
+    bench_growth,
     bench_metrics,
     bench_open,
     bench_processes,
@@ -51,6 +52,9 @@ def run_scenarios(
         results += bench_bulk(work, rounds, bulk)
         query_results, curve = bench_queries(work, rounds, sizes)
         results += query_results
+        results += bench_growth(
+            work, rounds, sizes[-1], 200 if quick else 2_000, 2_000 if quick else 20_000
+        )
         results += bench_metrics(work, rounds, 20_000 if quick else 1_000_000)
         results += bench_single(work, rounds, 100 if quick else 500)
         results += bench_processes(work, process_rounds, 200 if quick else 2_000)

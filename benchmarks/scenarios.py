@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import statistics
 import subprocess
@@ -19,10 +20,12 @@ from data import (
     START,
     as_messages,
     build_query_databases,
+    build_subject_databases,
     build_trace_databases,
     message_rows,
     migrated_copy,
     migrated_pair,
+    query_database_copies,
     raw_connect,
     stamp,
     write_maildir,
@@ -216,6 +219,60 @@ def bench_queries(work: Path, rounds: int, sizes: list[int]) -> tuple[list[Resul
         raw.close()
         old.close()
     return results, curve
+
+
+# --- scenario 3c: one message at a time into a large index, and a subject's listing --------
+
+
+def insert_each(index: dorkstore.RelayIndex, batches: Any) -> None:
+    """Insert the next batch of rows with insert_message, each in its own transaction."""
+    for row in next(batches):
+        index.insert_message(
+            row[0], row[1], row[2], sender=row[3], status=row[4],
+            payload=json.loads(row[6]), created_at=row[8],
+        )  # fmt: skip
+
+
+def bench_growth(work: Path, rounds: int, count: int, per: int, matches: int) -> list[Result]:
+    """Scenario 3c: insert_message into `count` rows; get_by_subject of `matches` messages.
+
+    The inserts go into copies of scenario 3's largest databases. The listing
+    runs on its own file whose one subject holds `matches` messages.
+    """
+    ours, raw_path = query_database_copies(work, count)
+    rows = message_rows(count + rounds * per)[count:]
+    batches = iter([rows[start : start + per] for start in range(0, len(rows), per)] * 2)
+    dorkstore.init_db(ours)
+    raw = raw_connect(raw_path)
+    mine, baseline = alternate(
+        rounds,
+        partial(insert_each, dorkstore.RelayIndex(), batches),
+        partial(baselines.insert_each, raw, batches),
+        per=per,
+    )
+    dorkstore.close_db()
+    raw.close()
+    results = [
+        Result("growth", f"RelayIndex.insert_message, one per transaction, into {count:,} rows",
+               "s", mine, baseline, target=1.2, rows=count),
+    ]  # fmt: skip
+    ours, raw_path = build_subject_databases(work, matches)
+    dorkstore.init_db(ours)
+    index, raw = dorkstore.RelayIndex(), raw_connect(raw_path)
+    mine, baseline = alternate(
+        rounds,
+        partial(index.get_by_subject, "relay.agent.0"),
+        partial(
+            baselines.run_query, raw, baselines.BY_SUBJECT, "relay_index", ("relay.agent.0",), 1
+        ),
+    )
+    dorkstore.close_db()
+    raw.close()
+    results.append(
+        Result("growth", f"RelayIndex.get_by_subject, {matches:,} matches", "s", mine, baseline,
+               target=1.5, rows=matches)
+    )  # fmt: skip
+    return results
 
 
 # --- scenario 3b: delivery metrics -------------------------------------------------------

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import peewee as pw
 
+from dorkstore import validation as check
 from dorkstore.backends import Backend, Target, backend_of
 from dorkstore.backends.base import Durability
 from dorkstore.backends.postgres import POSTGRES, is_url
-from dorkstore.backends.sqlite import MEMORY, SQLITE
+from dorkstore.backends.sqlite import CACHE_MB, MEMORY, SQLITE
 from dorkstore.errors import DatabaseError, ValidationError
 from dorkstore.models.base import database
 from dorkstore.sqlite_files import check_file_name
@@ -43,7 +44,11 @@ def default_path() -> Path:
 
 
 def init_db(
-    target: Target | None = None, *, migrate: bool = True, durability: Durability = "normal"
+    target: Target | None = None,
+    *,
+    migrate: bool = True,
+    durability: Durability = "normal",
+    cache_mb: int = CACHE_MB,
 ) -> pw.Database:
     """Open the database, point `dorkstore.database` at it and return it.
 
@@ -74,8 +79,12 @@ def init_db(
     corrupts the file but may lose the last commits to a power cut or an OS
     crash) or "full" (every commit waits until it is on disk: SQLite's
     ``synchronous=FULL``, PostgreSQL's ``synchronous_commit=on``).
+
+    `cache_mb` is SQLite's page cache of each connection, in MiB (default 16):
+    memory each thread's connection may use once it has read that much, so a
+    pool of 8 threads may hold 8 times it. PostgreSQL's cache is the server's.
     """
-    return _open(target, migrate=migrate, durability=durability)[0]
+    return _open(target, migrate=migrate, durability=durability, cache_mb=cache_mb)[0]
 
 
 def migrate_db(target: Target | None = None) -> list[str]:
@@ -108,15 +117,20 @@ def _outside_transaction(action: str) -> pw.Database | None:
 
 
 def _open(
-    target: Target | None, *, migrate: bool, durability: Durability = "normal"
+    target: Target | None,
+    *,
+    migrate: bool,
+    durability: Durability = "normal",
+    cache_mb: int = CACHE_MB,
 ) -> tuple[pw.Database, list[str]]:
     # The migration machinery (peewee-migrate) is imported here, when a database
     # is opened, so that importing dorkstore and `dorkstore --help` stay fast.
     _outside_transaction("open a database")
     if durability not in ("normal", "full"):
         raise ValidationError(f"durability must be 'normal' or 'full', got {durability!r}")
+    cache_mb = check.integer(cache_mb, "cache_mb", minimum=1, maximum=2**20)
     backend, resolved = _resolve(target)
-    db = backend.open(resolved, durability=durability)
+    db = backend.open(resolved, durability=durability, cache_mb=cache_mb)
     try:
         from dorkstore.migrate.runner import open_database  # noqa: PLC0415
 

@@ -23,6 +23,8 @@ EXPECTED_PRAGMAS = {
     "synchronous": 1,
     "busy_timeout": 5000,
     "foreign_keys": 1,
+    "cache_size": -16 * 1024,  # 16 MiB
+    "wal_autocheckpoint": 10_000,
 }
 
 
@@ -302,6 +304,28 @@ def test_durability_applies_to_every_thread(
     run_in_threads(read, 3)
     read()
     assert [level] * 4 == seen
+
+
+def test_cache_size_applies_to_every_thread(db_path: Path) -> None:
+    """init_db(cache_mb=...) sets each connection's page cache, in every thread."""
+    dorkstore.init_db(db_path, cache_mb=64)
+    seen: list[int] = []
+
+    def read() -> None:
+        seen.append(dorkstore.database.execute_sql("PRAGMA cache_size").fetchone()[0])
+        dorkstore.close_db()
+
+    run_in_threads(read, 3)
+    read()
+    assert [-64 * 1024] * 4 == seen
+
+
+@pytest.mark.parametrize("cache_mb", [0, -1, True, 1.5, "16", 2**20 + 1])
+def test_a_bad_cache_size_is_refused(db_path: Path, cache_mb: object) -> None:
+    """cache_mb is a whole number of MiB from 1 to 2**20; nothing is created otherwise."""
+    with pytest.raises(ValidationError, match="cache_mb"):
+        dorkstore.init_db(db_path, cache_mb=cache_mb)  # type: ignore[arg-type]
+    assert not db_path.exists()
 
 
 def test_an_unknown_durability_is_refused(db_path: Path) -> None:

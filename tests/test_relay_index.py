@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -321,6 +322,64 @@ def test_filtered_queries_use_an_index_that_yields_the_order(
     assert re.fullmatch(r"SEARCH t1 USING (COVERING )?INDEX \w+ \(.*\)", plan), plan
     assert "SCAN" not in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+#: Each query shape RelayIndex issues (ARCHITECTURE.md lists them) and the index that
+#: serves it on SQLite. A shape's index must also yield its order.
+SHAPES: dict[str, tuple[Callable[[RelayIndex], object], str]] = {
+    "get_by_subject": (lambda i: i.get_by_subject("relay.s1"), "subject_created_at"),
+    "get_by_endpoint": (lambda i: i.get_by_endpoint("ep-1"), "endpoint_hash_created_at"),
+    "count_sender_in_window": (
+        lambda i: i.count_sender_in_window("agent-2", START),
+        "sender_created_at",
+    ),
+    "count_pending_by_endpoint": (
+        lambda i: i.count_pending_by_endpoint("ep-1"),
+        "endpoint_hash_status_id",
+    ),
+    "query_messages(subject)": (lambda i: i.query_messages(subject="relay.s1"), "subject_id"),
+    "query_messages(endpoint_hash)": (
+        lambda i: i.query_messages(endpoint_hash="ep-1"),
+        "endpoint_hash_id",
+    ),
+    "query_messages(endpoint_hash, status)": (
+        lambda i: i.query_messages(endpoint_hash="ep-1", status="pending"),
+        "endpoint_hash_status_id",
+    ),
+    "query_messages(sender)": (lambda i: i.query_messages(sender="agent-2"), "sender_id"),
+    "query_messages(status)": (lambda i: i.query_messages(status="pending"), "status_id"),
+    "delete_expired": (lambda i: i.delete_expired(), "expires_at"),
+}
+
+
+def plans_of(db: pw.Database, call: Callable[[], object]) -> list[str]:
+    """Return SQLite's plan of each statement `call` sends, one string each."""
+    with count_queries() as counter:
+        call()
+    return [
+        "\n".join(backends.current().query_plan(db, sql, tuple(params or ())))
+        for sql, params in (record.msg for record in counter.get_queries())
+        if not sql.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))
+    ]
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_query_shape_is_served_by_its_index(
+    db: pw.Database, index: RelayIndex, many: list[IndexedMessage], shape: str
+) -> None:
+    """Each shape searches the index named for it: no scan, no temporary B-tree."""
+    call, name = SHAPES[shape]
+    (plan,) = plans_of(db, lambda: call(index))
+    pattern = rf"SEARCH (t1|relay_index) USING (COVERING )?INDEX relaymessage_{name} \(.*\)"
+    assert re.fullmatch(pattern, plan), plan
+
+
+@pytest.mark.sqlite_only
+def test_every_index_serves_a_query_shape(db: pw.Database) -> None:
+    """No index of relay_index is there for nothing: each serves a shape above."""
+    names = {index.name for index in db.get_indexes("relay_index")}
+    assert {f"relaymessage_{name}" for _, name in SHAPES.values()} == names
 
 
 # --- rebuild -------------------------------------------------------------------------

@@ -57,11 +57,14 @@ class Backend(ABC):
         """Return True when `db` is a database of this backend."""
 
     @abstractmethod
-    def open(self, target: str, *, durability: Durability = "normal") -> pw.Database:
+    def open(
+        self, target: str, *, durability: Durability = "normal", cache_mb: int = 16
+    ) -> pw.Database:
         """Return a new, unconnected database for `target` (a path here, a URL elsewhere).
 
         `durability` "full" makes every commit wait until it is on disk;
-        "normal" is each backend's fast, still crash-safe default.
+        "normal" is each backend's fast, still crash-safe default. `cache_mb`
+        is the page cache of each connection, where the backend has one.
         """
 
     @abstractmethod

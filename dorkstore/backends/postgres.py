@@ -134,11 +134,14 @@ class PostgresBackend(Backend):
         """Return True for a Peewee PostgreSQL database."""
         return isinstance(db, pw.PostgresqlDatabase)
 
-    def open(self, target: str, *, durability: Durability = "normal") -> pw.Database:
+    def open(
+        self, target: str, *, durability: Durability = "normal", cache_mb: int = 16
+    ) -> pw.Database:
         """Return an unconnected database for a ``postgresql://user:pw@host:port/db`` URL.
 
         "normal" durability keeps the server's own setting; "full" asks for
-        ``synchronous_commit=on`` on every connection.
+        ``synchronous_commit=on`` on every connection. `cache_mb` does not
+        apply: the server's ``shared_buffers`` is the cache, shared by all.
         """
         try:
             import psycopg  # noqa: F401, PLC0415  # only to say what is missing
