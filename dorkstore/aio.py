@@ -209,6 +209,7 @@ class AsyncRelayIndex(_Async[RelayIndex]):
     query_messages: Final = _asynced(RelayIndex.query_messages)
     delete_expired: Final = _asynced(RelayIndex.delete_expired)
     rebuild: Final = _asynced(RelayIndex.rebuild)
+    reconcile: Final = _asynced(RelayIndex.reconcile)
     get_metrics: Final = _asynced(RelayIndex.get_metrics)
     is_wal_mode: Final = _asynced(RelayIndex.is_wal_mode)
 

@@ -109,6 +109,11 @@ class _Settings:
             raise DatabaseError(f"no database at {path}")
         return self.open(migrate=False)
 
+    def refuse_database(self, why: str) -> None:
+        """Raise a usage error if --db was given to a command that does not use it."""
+        if self.target is not None:
+            raise click.UsageError(f"--db does not apply: {why}")
+
     # --- output -------------------------------------------------------------------
 
     def say(self, line: str) -> None:
@@ -221,7 +226,8 @@ class _OneLineErrors(click.Group):
             _error(exc.format_message(), hidden)
             status = EXIT_ERROR
         except click.exceptions.Abort as exc:
-            interrupted = isinstance(exc.__cause__, KeyboardInterrupt)
+            # click raises Abort from the KeyboardInterrupt, or "from None" at a prompt.
+            interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
             _error("interrupted" if interrupted else "aborted", hidden)
             status = EXIT_INTERRUPTED if interrupted else EXIT_FINDINGS
         except KeyboardInterrupt:
@@ -340,23 +346,14 @@ def rollback(settings: _Settings, to: str | None, yes: bool) -> None:
     (kept beside it). This release applies them again whenever it opens the
     database, so stop its services first.
     """
-    from dorkstore.errors import MigrationError  # noqa: PLC0415
-    from dorkstore.migrate import applied_migrations  # noqa: PLC0415
     from dorkstore.migrate import rollback as roll_back  # noqa: PLC0415
 
-    db = settings.open_existing()
-    applied = applied_migrations(db)
-    if to is None and not applied:
-        raise MigrationError("nothing to roll back: no migration is applied")
-    if to is None:
-        to = applied[-2] if len(applied) > 1 else None
-        if not yes:
-            _confirm(applied[-1:])
-    elif not yes:
-        if to not in applied:
-            raise MigrationError(f"cannot roll back to {to}: it is not applied")
-        _confirm(applied[applied.index(to) + 1 :][::-1])
-    undone = roll_back(db, to=to)
+    undone = roll_back(
+        settings.open_existing(),
+        to=to,
+        count=None if to is not None else 1,
+        confirm=None if yes else _confirm,
+    )
     for name in undone:
         settings.say(f"rolled back {name}")
     if not undone:
@@ -365,13 +362,12 @@ def rollback(settings: _Settings, to: str | None, yes: bool) -> None:
 
 
 def _confirm(names: list[str]) -> None:
-    """Ask before rolling back `names`; refuse when nobody can be asked."""
-    if not names:
-        return
-    question = f"Roll back {', '.join(names)}? What they created is dropped, with its data."
+    """Ask before rolling back `names` (on stderr); refuse when nobody can be asked."""
+    listed = ", ".join(names)
     if not sys.stdin.isatty():
-        raise click.UsageError(f"rolling back {', '.join(names)} loses data: pass --yes")
-    if not click.confirm(question):
+        raise click.UsageError(f"rolling back {listed} loses data: pass --yes")
+    question = f"Roll back {listed}? What they created is dropped, with its data."
+    if not click.confirm(question, err=True):
         raise RefusedError("nothing rolled back")
 
 
@@ -390,6 +386,7 @@ def check_migrations(settings: _Settings, directory: Path | None) -> None:
     """
     from dorkstore.migrate import check_migrations as find_missing  # noqa: PLC0415
 
+    settings.refuse_database("check-migrations checks migration files, not a database")
     missing = find_missing(directory)
     settings.report({"ok": missing is None, "missing": missing})
     if missing is None:
@@ -417,7 +414,10 @@ def rebuild_index(settings: _Settings, maildir: Path, dry_run: bool, force: bool
     """
     from dorkstore.repositories.messages import RelayIndex  # noqa: PLC0415
 
-    settings.open(migrate=True)
+    if dry_run:
+        _require_migrated(settings.open_existing())  # a dry run creates and migrates nothing
+    else:
+        settings.open(migrate=True)
     skipped: list[tuple[str, str]] = []
     with _progress(settings, maildir) as advance:
 
@@ -438,12 +438,27 @@ def rebuild_index(settings: _Settings, maildir: Path, dry_run: bool, force: bool
         f"{result.deleted} {deleted} of {result.previous}); skipped {len(skipped)} files"
         + (f" ({why})" if why else "")
     )
+    if dry_run and result.loses_over_half:
+        settings.say("without --force, the rebuild would be refused: it loses over half the index")
     settings.report(
         {
             **asdict(result),
+            "refused_without_force": result.loses_over_half,
             "skipped": [{"path": path, "reason": reason} for path, reason in skipped],
         }
     )
+
+
+def _require_migrated(db: Any) -> None:
+    """Raise DatabaseError when `db` lacks migrations this release ships."""
+    from dorkstore.migrate import applied_migrations, available_migrations  # noqa: PLC0415
+
+    pending = [name for name in available_migrations() if name not in applied_migrations(db)]
+    if pending:
+        raise DatabaseError(
+            f"{len(pending)} migrations are pending ({', '.join(pending)}): "
+            "run dorkstore migrate first"
+        )
 
 
 @cli.command("import-legacy")
@@ -529,12 +544,16 @@ def shell(settings: _Settings, write: bool, commands: tuple[str, ...]) -> None:
 
     APSW's shell runs the same SQLite as dorkstore, with its busy timeout and
     foreign keys on; Debian's sqlite3 may be older than the WAL-reset fix. It
-    is read-only unless --write. With COMMANDS it runs them and exits.
+    opens the file read-only unless --write (on PostgreSQL: read-only
+    transactions, which a SET can undo). With COMMANDS it runs them and exits.
     """
     from dorkstore.backends import backend_of  # noqa: PLC0415
 
+    if settings.as_json:
+        raise click.UsageError("shell prints what its SQL selects: --json does not apply")
     db = settings.open_existing()
-    backend_of(db).shell(db, write=write, commands=commands)
+    if backend_of(db).shell(db, write=write, commands=commands):
+        raise click.exceptions.Exit(EXIT_ERROR)  # the shell has said what went wrong
 
 
 def _database(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -561,6 +580,7 @@ def copy_command(settings: _Settings, source: str, dest: str) -> None:
     """
     from dorkstore.copy import copy_database  # noqa: PLC0415
 
+    settings.refuse_database("copy takes its databases as SOURCE and DEST")
     report = copy_database(source, dest)
     for line in report.lines():
         (settings.say if report.verified else settings.finding)(line)

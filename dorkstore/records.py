@@ -212,6 +212,11 @@ class RebuildResult:
     #: True when nothing was written: the counts say what a rebuild would do.
     dry_run: bool
 
+    @property
+    def loses_over_half(self) -> bool:
+        """Whether it deletes more than half of a non-empty index (refused without force)."""
+        return 2 * self.deleted > self.previous
+
 
 @dataclass(frozen=True, slots=True)
 class TraceSpan:

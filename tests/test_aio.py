@@ -118,3 +118,20 @@ def test_async_methods_return_the_same_records(db: pw.Database) -> None:
     message, listed, first, second = asyncio.run(calls())
     assert dorkstore.RelayIndex().get_message("M1") == message
     assert (True, True, False) == (listed, first, second)
+
+
+@pytest.mark.parametrize(
+    ("repository", "face"),
+    [
+        (dorkstore.PulseStore, dorkstore.aio.AsyncPulseStore),
+        (dorkstore.RelayIndex, dorkstore.aio.AsyncRelayIndex),
+        (dorkstore.TraceStore, dorkstore.aio.AsyncTraceStore),
+        (dorkstore.AgentRegistry, dorkstore.aio.AsyncAgentRegistry),
+        (dorkstore.DenialList, dorkstore.aio.AsyncDenialList),
+        (dorkstore.BudgetMapper, dorkstore.aio.AsyncBudgetMapper),
+    ],
+)
+def test_every_public_method_has_an_async_face(repository: type, face: type) -> None:
+    """A method added to a repository without its awaitable twin fails here."""
+    public = {name for name in vars(repository) if not name.startswith("_")}
+    assert set() == public - set(dir(face))

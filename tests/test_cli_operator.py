@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -437,3 +438,96 @@ def test_rebuild_index_dry_run_changes_nothing(indexed: Path, maildir: Path) -> 
         report["deleted"],
     )
     assert {"M1", "X0", "X1", "X2"} == index_ids(indexed)
+
+
+# --- what the review found ------------------------------------------------------------
+
+
+def test_a_dry_run_creates_nothing(tmp_path: Path) -> None:
+    """--dry-run on a database that does not exist: exit 3, and no file appears."""
+    (tmp_path / "mail").mkdir()
+    missing = tmp_path / "missing.db"
+    one_line_error(
+        run("rebuild-index", str(tmp_path / "mail"), "--dry-run", "--db", str(missing)),
+        "no database at",
+    )
+    assert not missing.exists()
+
+
+def test_a_dry_run_migrates_nothing(existing: Path, maildir: Path) -> None:
+    """--dry-run on a database with a pending migration: exit 3 naming it, file unchanged."""
+    stdlib_sqlite(existing, FORGET_003)
+    before = existing.read_bytes()
+    one_line_error(
+        run("rebuild-index", str(maildir), "--dry-run", "--db", str(existing)),
+        "pending (003_store_span_latency): run dorkstore migrate first",
+    )
+    assert before == existing.read_bytes()
+
+
+def test_a_dry_run_says_the_rebuild_would_be_refused(indexed: Path, tmp_path: Path) -> None:
+    """A dry run over an empty tree says that the real run needs --force."""
+    (tmp_path / "empty").mkdir()
+    result = run("rebuild-index", str(tmp_path / "empty"), "--dry-run", "--db", str(indexed))
+    assert (0, "") == (result.exit_code, result.stderr)
+    assert "without --force, the rebuild would be refused" in result.stdout
+    report = as_json(
+        run("rebuild-index", str(tmp_path / "empty"), "--dry-run", "--json", "--db", str(indexed))
+    )
+    assert isinstance(report, dict)
+    assert report["refused_without_force"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--db", "x.db", "copy", "a.db", "b.db"], "--db does not apply"),
+        (["--db", "x.db", "check-migrations"], "--db does not apply"),
+        (["--json", "shell", "--db", ":memory:"], "--json does not apply"),
+    ],
+)
+def test_an_option_a_command_does_not_use_is_refused(args: list[str], fragment: str) -> None:
+    """An option given to a command that would ignore it is a usage error, exit 2."""
+    one_line_error(run(*args), fragment, status=EXIT_USAGE)
+
+
+def test_rollback_of_a_newer_database_asks_nothing(existing: Path) -> None:
+    """A history naming a migration this release lacks: exit 3 before any question."""
+    stdlib_sqlite(
+        existing,
+        "conn.execute(\"INSERT INTO migratehistory (name, migrated_at) VALUES ('999_x', 't')\")",
+    )
+    one_line_error(run("rollback", "--db", str(existing)), "newer dorkstore")
+
+
+def rollback_answering(path: Path, answer: bytes) -> subprocess.CompletedProcess[bytes]:
+    """Run `dorkstore rollback` with a terminal as stdin, answering its question."""
+    leader, follower = pty.openpty()
+    command = subprocess.Popen(
+        [str(SCRIPT), "rollback", "--db", str(path)],
+        stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    os.write(leader, answer)
+    stdout, stderr = command.communicate(timeout=60)
+    os.close(follower)
+    os.close(leader)
+    return subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
+
+
+def test_rollback_asks_on_a_terminal_and_a_no_changes_nothing(existing: Path) -> None:
+    """On a terminal rollback asks on stderr; 'n' exits 1 and leaves every migration."""
+    declined = rollback_answering(existing, b"n\n")
+    assert (EXIT_FINDINGS, b"") == (declined.returncode, declined.stdout)
+    assert b"Roll back 003_store_span_latency?" in declined.stderr
+    assert b"nothing rolled back" in declined.stderr
+    assert {"applied": []} == as_json(run("migrate", "--json", "--db", str(existing)))
+    accepted = rollback_answering(existing, b"y\n")
+    assert (0, b"rolled back 003_store_span_latency\n") == (accepted.returncode, accepted.stdout)
+
+
+@pytest.mark.sqlite_only
+def test_a_bad_dot_command_is_one_line(existing: Path) -> None:
+    """A dot-command the shell does not know: one line, exit 3."""
+    done = shell("--db", str(existing), ".nosuchcommand")
+    assert (3, 1) == (done.returncode, len(done.stderr.splitlines())), done.stderr
+    assert "please report" not in done.stderr

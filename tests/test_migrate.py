@@ -99,6 +99,39 @@ def test_rollback_to_a_named_migration_keeps_it(
     assert "color" not in [column.name for column in db.get_columns("agents")]
 
 
+def test_rollback_of_the_newest_count(db: pw.SqliteDatabase) -> None:
+    """rollback(count=n) undoes the newest n migrations; 0 undoes nothing."""
+    assert [] == migrate.rollback(db, count=0)
+    assert SHIPPED[:0:-1] == migrate.rollback(db, count=len(SHIPPED) - 1)
+    assert SHIPPED[:1] == migrate.applied_migrations(db)
+    migrate.apply_pending(db)
+
+
+@pytest.mark.parametrize("arguments", [{"to": "001_initial", "count": 1}, {"count": -1}])
+def test_rollback_refuses_contradictory_arguments(
+    db: pw.SqliteDatabase, arguments: dict[str, object]
+) -> None:
+    """to and count together, or a negative count: ValidationError, nothing undone."""
+    with pytest.raises(dorkstore.ValidationError):
+        migrate.rollback(db, **arguments)  # type: ignore[arg-type]
+    assert SHIPPED == migrate.applied_migrations(db)
+
+
+def test_rollback_asks_under_the_lock_and_a_refusal_changes_nothing(
+    db: pw.SqliteDatabase,
+) -> None:
+    """confirm sees exactly what would be undone; raising from it changes nothing."""
+    asked: list[list[str]] = []
+
+    def refuse(names: list[str]) -> None:
+        asked.append(names)
+        raise dorkstore.RefusedError("no")
+
+    with pytest.raises(dorkstore.RefusedError):
+        migrate.rollback(db, count=1, confirm=refuse)
+    assert ([SHIPPED[-1:]], SHIPPED) == (asked, migrate.applied_migrations(db))
+
+
 def test_rollback_to_an_unapplied_migration_is_refused(db: pw.SqliteDatabase) -> None:
     """Naming a migration that is not applied raises MigrationError and changes nothing."""
     with pytest.raises(MigrationError, match="not applied"):

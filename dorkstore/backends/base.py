@@ -11,7 +11,10 @@ from typing import Any, Literal, TypeVar
 
 import peewee as pw
 
-__all__ = ["Backend", "Durability", "ErrorKind", "Target", "driver_error"]
+__all__ = ["DEFAULT_CACHE_MB", "Backend", "Durability", "ErrorKind", "Target", "driver_error"]
+
+#: The page cache of each connection, in MiB, where a backend has one (SQLite).
+DEFAULT_CACHE_MB = 16
 
 E = TypeVar("E", bound=BaseException)
 
@@ -58,7 +61,7 @@ class Backend(ABC):
 
     @abstractmethod
     def open(
-        self, target: str, *, durability: Durability = "normal", cache_mb: int = 16
+        self, target: str, *, durability: Durability = "normal", cache_mb: int = DEFAULT_CACHE_MB
     ) -> pw.Database:
         """Return a new, unconnected database for `target` (a path here, a URL elsewhere).
 
@@ -162,10 +165,12 @@ class Backend(ABC):
         """Copy `db`, consistently, while others keep writing, to the new file `dest`."""
 
     @abstractmethod
-    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> None:
+    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> int:
         """Run the engine's own shell on `db`: `commands` in turn, or interactively if none.
 
-        Read-only unless `write`. Raises DatabaseError when the shell cannot start.
+        Read-only unless `write`. Returns the shell's exit status (0: all went
+        well; otherwise the shell has said why). Raises DatabaseError when the
+        shell cannot start.
         """
 
     @abstractmethod

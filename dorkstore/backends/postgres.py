@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 import weakref
@@ -31,7 +32,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import peewee as pw
 
 from dorkstore import sqlite_files
-from dorkstore.backends.base import Backend, Durability, ErrorKind, driver_error
+from dorkstore.backends.base import (
+    DEFAULT_CACHE_MB,
+    Backend,
+    Durability,
+    ErrorKind,
+    driver_error,
+)
 from dorkstore.errors import DatabaseError, MigrationError
 
 __all__ = ["POSTGRES", "URL_SCHEMES", "PostgresBackend", "is_url", "redacted"]
@@ -135,7 +142,7 @@ class PostgresBackend(Backend):
         return isinstance(db, pw.PostgresqlDatabase)
 
     def open(
-        self, target: str, *, durability: Durability = "normal", cache_mb: int = 16
+        self, target: str, *, durability: Durability = "normal", cache_mb: int = DEFAULT_CACHE_MB
     ) -> pw.Database:
         """Return an unconnected database for a ``postgresql://user:pw@host:port/db`` URL.
 
@@ -375,7 +382,7 @@ class PostgresBackend(Backend):
             os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
             raise DatabaseError(f"cannot create backup {dest}: {exc.strerror}") from exc
-        command = [pg_dump, "-Fc", "-f", str(partial), *_connection_arguments(db)]
+        command = [pg_dump, "-Fc", "--no-password", "-f", str(partial)]
         try:
             done = subprocess.run(  # noqa: S603 - our own arguments
                 command, env=_client_environment(db), capture_output=True, text=True, check=False
@@ -389,24 +396,30 @@ class PostgresBackend(Backend):
             partial.unlink(missing_ok=True)
         return dest
 
-    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> None:
-        """Run psql on the database; read-only sessions unless `write`.
+    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> int:
+        """Run psql on the database; return its exit status (it reports its own errors).
 
-        The password goes to psql in its environment, never on its command line.
+        Sessions are read-only unless `write`: ``default_transaction_read_only``,
+        which a user's SET can undo. The password goes to psql in its
+        environment, never on its command line. Ctrl-C belongs to psql while it
+        runs (it cancels a query there), not to this process.
         """
         psql = _client("psql", "a shell on a PostgreSQL database")
         environment = _client_environment(db)
         if not write:
-            environment["PGOPTIONS"] = "-c default_transaction_read_only=on"
-        command = [psql, "-v", "ON_ERROR_STOP=1", *_connection_arguments(db)]
+            options = environment.get("PGOPTIONS", "")
+            environment["PGOPTIONS"] = f"{options} -c default_transaction_read_only=on".strip()
+        command = [psql, "--no-password", "-v", "ON_ERROR_STOP=1"]
         for sql in commands:
             command += ["-c", sql]
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             done = subprocess.run(command, env=environment, check=False)  # noqa: S603
         except OSError as exc:
             raise DatabaseError(f"cannot run psql: {exc.strerror}") from exc
-        if done.returncode:
-            raise DatabaseError(f"psql exited with status {done.returncode}")
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return done.returncode
 
     def describe(self, db: pw.Database) -> dict[str, Any]:
         """Return the server's version and the database's size."""
@@ -445,16 +458,22 @@ def _client(name: str, purpose: str) -> str:
     return found
 
 
-def _connection_arguments(db: pw.Database) -> list[str]:
-    """Return a client program's arguments naming `db`'s server, user and database."""
-    params = db.connect_params
-    arguments = ["--no-password", "-d", str(db.database)]
-    for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user")):
-        if params.get(key) is not None:
-            arguments += [flag, str(params[key])]
-    return arguments
-
-
 def _client_environment(db: pw.Database) -> dict[str, str]:
-    """Return the environment for a client program: the password in PGPASSWORD."""
-    return os.environ | {"PGPASSWORD": str(db.connect_params.get("password") or "")}
+    """Return the environment naming `db` for a client program (libpq's PG* variables).
+
+    Variables, not arguments: a database name holding ``=`` would be read as
+    a connection string, and a password on a command line is visible to every
+    user of the machine. A URL without a password leaves the user's own
+    PGPASSWORD (or ~/.pgpass) in force, as the library's connection does.
+    """
+    params = db.connect_params
+    environment = dict(os.environ, PGDATABASE=str(db.database))
+    for variable, key in (
+        ("PGHOST", "host"),
+        ("PGPORT", "port"),
+        ("PGUSER", "user"),
+        ("PGPASSWORD", "password"),
+    ):
+        if params.get(key):
+            environment[variable] = str(params[key])
+    return environment

@@ -20,17 +20,25 @@ import peewee as pw
 from playhouse.apsw_ext import APSWDatabase
 
 from dorkstore import sqlite_files
-from dorkstore.backends.base import Backend, Durability, ErrorKind, driver_error
+from dorkstore.backends.base import (
+    DEFAULT_CACHE_MB,
+    Backend,
+    Durability,
+    ErrorKind,
+    driver_error,
+)
 from dorkstore.errors import DatabaseBusyError, DatabaseError, MigrationError
 from dorkstore.models.base import database
 from dorkstore.timestamps import utc_now
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "CACHE_MB",
     "MEMORY",
     "MIN_SQLITE_VERSION",
     "PRAGMAS",
     "SQLITE",
+    "WAL_AUTOCHECKPOINT_PAGES",
     "SqliteBackend",
     "check_sqlite_version",
     "describe_schema",
@@ -41,17 +49,17 @@ __all__ = [
 #: checkpointing one WAL database at the same moment can corrupt it.
 MIN_SQLITE_VERSION = (3, 51, 3)
 BUSY_TIMEOUT_MS = sqlite_files.BUSY_TIMEOUT_MS
-#: Applied in this order on every new connection, in every thread. busy_timeout
-#: comes first so that the journal_mode switch waits for other connections.
 #: SQLite's page cache per connection, in MiB, unless `init_db(cache_mb=...)` says otherwise.
 #: SQLite's own default, 2 MiB, made a page of 50 at 1,000,000 rows 1.5x slower and a
-#: bulk insert 1.3x slower than 16 (benchmarks/README.md); 64 gained nothing more.
-CACHE_MB = 16
+#: bulk insert 1.3x slower than 16 (ARCHITECTURE.md); 64 gained nothing more.
+CACHE_MB = DEFAULT_CACHE_MB
 #: Pages of write-ahead log after which a commit copies them into the file. At
 #: SQLite's 1,000, a commit into a 10-index table triggers a checkpoint about every
 #: 80 single-row commits, each rewriting pages the next ones dirty again: 10,000
 #: made insert_message 1.5x faster at 1,000,000 rows, for a -wal file of up to 40 MB.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+#: Applied in this order on every new connection, in every thread. busy_timeout
+#: comes first so that the journal_mode switch waits for other connections.
 PRAGMAS = (
     ("busy_timeout", BUSY_TIMEOUT_MS),
     ("journal_mode", "wal"),
@@ -367,10 +375,12 @@ class SqliteBackend(Backend):
             partial.unlink(missing_ok=True)
         return dest
 
-    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> None:
+    def shell(self, db: pw.Database, *, write: bool, commands: Sequence[str]) -> int:
         """Run APSW's shell on the file, on the same SQLite as the library, with its settings.
 
-        Read-only unless `write` (``mode=ro``: it never writes, even by accident).
+        Read-only unless `write` (``mode=ro``: no statement can change the file;
+        the shell's own ``.open`` could still open it again read-write).
+        Raises DatabaseError naming a statement or dot-command that fails.
         """
         if is_memory(db):
             raise DatabaseError("an in-memory database has no file to open a shell on")
@@ -393,10 +403,11 @@ class SqliteBackend(Backend):
                 shell.process_complete_line(command)
             if not commands:
                 shell.cmdloop()
-        except apsw.Error as exc:
+        except (apsw.Error, Shell.Error) as exc:  # Shell.Error: a dot-command it cannot run
             raise DatabaseError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             connection.close()
+        return 0
 
     def describe(self, db: pw.Database) -> dict[str, Any]:
         """Return the file's size (with its -wal), SQLite's version and the journal mode."""

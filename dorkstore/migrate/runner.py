@@ -62,7 +62,12 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as migrate_schema
 
 from dorkstore.backends import backend_of
-from dorkstore.errors import DorkstoreError, MigrationError, SchemaVersionError
+from dorkstore.errors import (
+    DorkstoreError,
+    MigrationError,
+    SchemaVersionError,
+    ValidationError,
+)
 from dorkstore.models import MODELS
 from dorkstore.timestamps import format_timestamp, parse_timestamp, utc_now
 
@@ -267,14 +272,29 @@ def apply_pending(db: pw.Database, *, directory: Path | None = None) -> list[str
     return pending
 
 
-def rollback(db: pw.Database, *, to: str | None = None, directory: Path | None = None) -> list[str]:
-    """Roll back the migrations applied after `to` (all of them when None), newest first.
+def rollback(
+    db: pw.Database,
+    *,
+    to: str | None = None,
+    count: int | None = None,
+    directory: Path | None = None,
+    confirm: Callable[[list[str]], None] | None = None,
+) -> list[str]:
+    """Roll back migrations, newest first; return the names rolled back.
 
-    Takes the migration lock and a backup first, as migrating does. Returns
-    the names rolled back. Raises MigrationError when `to` is not applied, and
-    SchemaVersionError when the history names a migration this code does not
-    ship, additive or not (the unknown ones may build on what would be undone).
+    `to`: every migration applied after it. `count`: the newest `count`.
+    Neither: all of them. Takes the migration lock and a backup first, as
+    migrating does, and decides what to undo under that lock: `confirm`, if
+    given, is called there with those names and may raise to change nothing.
+    Raises MigrationError when `to` is not applied, ValidationError when both
+    `to` and `count` are given, and SchemaVersionError when the history names
+    a migration this code does not ship, additive or not (the unknown ones may
+    build on what would be undone).
     """
+    if to is not None and count is not None:
+        raise ValidationError("give to or count, not both")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise ValidationError(f"count must be a whole number from 0, got {count!r}")
     backend = backend_of(db)
     files = router(db, directory)
     with backend.migration_lock(db, LOCK_TIMEOUT_S):
@@ -287,9 +307,17 @@ def rollback(db: pw.Database, *, to: str | None = None, directory: Path | None =
             )
         if to is not None and to not in applied:
             raise MigrationError(f"cannot roll back to {to}: it is not applied")
-        undo = applied[applied.index(to) + 1 if to is not None else 0 :][::-1]
+        if to is not None:
+            keep = applied.index(to) + 1
+        elif count is not None:
+            keep = max(0, len(applied) - count)
+        else:
+            keep = 0
+        undo = applied[keep:][::-1]
         if not undo:
             return []
+        if confirm is not None:
+            confirm(undo)
         backend.backup_before_migrating(db, applied[-1], BACKUPS_KEPT)
         migrator = replay(db, files, applied)
         with backend.schema_change(db, "roll back"):

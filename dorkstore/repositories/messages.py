@@ -303,7 +303,7 @@ class RelayIndex(Repository):
             changed = [row for id, row in rows.items() if indexed.get(id) != row]
             gone = indexed.keys() - rows.keys()
             result = RebuildResult(len(rows), len(indexed), len(changed), len(gone), dry_run)
-            if not (force or dry_run) and 2 * len(gone) > len(indexed):
+            if not (force or dry_run) and result.loses_over_half:
                 raise RefusedError(
                     f"refusing to rebuild: {root} holds {len(rows)} messages, and the index "
                     f"would lose {len(gone)} of its {len(indexed)}; check the directory, or "
