@@ -154,10 +154,18 @@ def test_a_message_holding_the_password_is_masked(monkeypatch: pytest.MonkeyPatc
     one_line_error(result, "cannot use postgresql://dork:***@127.0.0.1:1/dork", NOWHERE)
 
 
-def test_check_migrations_needs_no_database() -> None:
-    """check-migrations checks the migration files: an unreachable --db does not matter."""
-    result = run("--db", NOWHERE, "check-migrations")
+def test_check_migrations_needs_no_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """check-migrations checks files: an unreachable DORK_DATABASE_URL does not matter.
+
+    An explicit --db is refused (exit 2), without showing its password: the
+    command would ignore it.
+    """
+    monkeypatch.setenv("DORK_DATABASE_URL", NOWHERE)
+    result = run("check-migrations")
     assert (0, "migrations match the models\n") == (result.exit_code, result.stdout)
+    refused = run("--db", NOWHERE, "check-migrations")
+    helpers.one_line_error(refused, "--db does not apply", status=2)
+    no_password(refused, NOWHERE)
 
 
 # --- every command on PostgreSQL ------------------------------------------------------
