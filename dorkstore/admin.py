@@ -15,7 +15,7 @@ import peewee as pw
 from dorkstore.backends import Backend, backend_of, current, current_database
 from dorkstore.backends.postgres import POSTGRES
 from dorkstore.errors import DorkstoreError
-from dorkstore.migrate.runner import applied_migrations, available_migrations
+from dorkstore.migrate.runner import migration_state
 from dorkstore.models import MODELS, MeshAgent, RelayMessage, RelayTrace
 from dorkstore.repositories.traces import WRONG_LATENCIES
 from dorkstore.sqlite_files import new_backup_path
@@ -71,7 +71,7 @@ def status() -> dict[str, Any]:
     """
     db = current_database()
     backend = backend_of(db)
-    applied, pending, unknown = _migration_state(db)
+    applied, pending, unknown = migration_state(db)
     return {
         "path": backend.location(db),
         "backend": backend.name,
@@ -94,19 +94,11 @@ def doctor() -> list[tuple[str, list[str]]]:
     findings = list(backend_of(db).health_checks(db))
     findings.append(("json", _findings(_bad_json_rows)))
     findings.append(("latency", _findings(_wrong_latency_rows)))
-    _, pending, unknown = _migration_state(db)
+    _, pending, unknown = migration_state(db)
     state = [f"pending {name}" for name in pending]
     state += [f"unknown {name} (written by a newer dorkstore)" for name in unknown]
     findings.append(("migrations", state))
     return findings
-
-
-def _migration_state(db: pw.Database) -> tuple[list[str], list[str], list[str]]:
-    """Return the applied migrations, those this code ships but `db` lacks, and the reverse."""
-    applied, available = applied_migrations(db), available_migrations()
-    pending = [name for name in available if name not in applied]
-    unknown = [name for name in applied if name not in available]
-    return applied, pending, unknown
 
 
 def _findings(check: Callable[[], tuple[list[str], int]]) -> list[str]:

@@ -318,11 +318,10 @@ def status(settings: _Settings) -> None:
 @click.pass_obj
 def history(settings: _Settings) -> None:
     """List the migrations applied, oldest first, with when; then those pending."""
-    from dorkstore.migrate import available_migrations, migration_history  # noqa: PLC0415
+    from dorkstore.migrate import migration_history, migration_state  # noqa: PLC0415
 
-    entries = migration_history(settings.open_existing())
-    applied = {entry.name for entry in entries}
-    pending = [name for name in available_migrations() if name not in applied]
+    db = settings.open_existing()
+    entries, pending = migration_history(db), migration_state(db).pending
     for entry in entries:
         additive = "  additive" if entry.additive else ""
         settings.say(f"{entry.name}  {entry.migrated_at or 'unknown time'}{additive}")
@@ -451,9 +450,9 @@ def rebuild_index(settings: _Settings, maildir: Path, dry_run: bool, force: bool
 
 def _require_migrated(db: Any) -> None:
     """Raise DatabaseError when `db` lacks migrations this release ships."""
-    from dorkstore.migrate import applied_migrations, available_migrations  # noqa: PLC0415
+    from dorkstore.migrate import migration_state  # noqa: PLC0415
 
-    pending = [name for name in available_migrations() if name not in applied_migrations(db)]
+    pending = migration_state(db).pending
     if pending:
         raise DatabaseError(
             f"{len(pending)} migrations are pending ({', '.join(pending)}): "

@@ -34,12 +34,7 @@ from dorkstore.backends import Backend, Target, backend_of
 from dorkstore.backends.postgres import POSTGRES, is_url
 from dorkstore.backends.sqlite import MEMORY, SQLITE
 from dorkstore.errors import DatabaseError, SchemaVersionError
-from dorkstore.migrate.runner import (
-    HISTORY_TABLE,
-    applied_migrations,
-    available_migrations,
-    open_database,
-)
+from dorkstore.migrate.runner import HISTORY_TABLE, migration_state, open_database
 from dorkstore.models import MODELS
 from dorkstore.sqlite_files import check_file_name, read_only, read_table_names
 
@@ -196,14 +191,12 @@ def _location(db: pw.Database) -> str:
 
 def _require_this_release(db: pw.Database, role: str) -> None:
     """Refuse a database whose migrations are not exactly the ones this code ships."""
-    applied, available = applied_migrations(db), available_migrations()
-    unknown = [name for name in applied if name not in available]
+    applied, pending, unknown = migration_state(db)
     if unknown:
         raise SchemaVersionError(
             f"the {role} {_location(db)} was migrated by a newer dorkstore "
             f"({', '.join(unknown)} is not in this version); copy it with that release"
         )
-    pending = [name for name in available if name not in applied]
     if pending:
         hint = "" if applied else " (is it a dorkstore database?)"
         raise DatabaseError(

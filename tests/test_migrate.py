@@ -99,6 +99,24 @@ def test_rollback_to_a_named_migration_keeps_it(
     assert "color" not in [column.name for column in db.get_columns("agents")]
 
 
+def test_migration_state_names_pending_and_unknown(db: pw.SqliteDatabase) -> None:
+    """migration_state: applied, shipped but missing, and recorded but not shipped."""
+    assert migrate.MigrationState(SHIPPED, [], []) == migrate.migration_state(db)
+    migrate.rollback(db, count=1)
+    db.execute(migrate.runner.MigrationHistory.insert(name="999_future", migrated_at="t"))
+    try:
+        assert migrate.MigrationState(
+            [*SHIPPED[:-1], "999_future"], SHIPPED[-1:], ["999_future"]
+        ) == (migrate.migration_state(db))
+    finally:
+        db.execute(
+            migrate.runner.MigrationHistory.delete().where(
+                migrate.runner.MigrationHistory.name == "999_future"
+            )
+        )
+        migrate.apply_pending(db)
+
+
 def test_rollback_of_the_newest_count(db: pw.SqliteDatabase) -> None:
     """rollback(count=n) undoes the newest n migrations; 0 undoes nothing."""
     assert [] == migrate.rollback(db, count=0)

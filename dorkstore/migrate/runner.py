@@ -77,12 +77,14 @@ __all__ = [
     "LOCK_TIMEOUT_S",
     "AppliedMigration",
     "MigrationHistory",
+    "MigrationState",
     "applied_history",
     "applied_migrations",
     "apply_pending",
     "available_migrations",
     "default_directory",
     "migration_history",
+    "migration_state",
     "open_database",
     "replay",
     "rollback",
@@ -140,6 +142,30 @@ class AppliedMigration(NamedTuple):
     migrated_at: str | None
     #: Whether the migration declared itself additive (see the module docstring).
     additive: bool
+
+
+class MigrationState(NamedTuple):
+    """A database's migrations against those this code ships."""
+
+    #: Recorded in the database, oldest first.
+    applied: list[str]
+    #: Shipped here, not applied there.
+    pending: list[str]
+    #: Applied there, not shipped here: a newer dorkstore wrote them.
+    unknown: list[str]
+
+
+def migration_state(db: pw.Database) -> MigrationState:
+    """Return the applied migrations, those this code ships but `db` lacks, and the reverse.
+
+    Raises MigrationError as `applied_migrations` does.
+    """
+    applied, available = applied_migrations(db), available_migrations()
+    return MigrationState(
+        applied,
+        [name for name in available if name not in applied],
+        [name for name in applied if name not in available],
+    )
 
 
 def applied_migrations(db: pw.Database) -> list[str]:
