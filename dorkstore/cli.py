@@ -167,29 +167,20 @@ _DB = click.option(
         "Default: $DORK_DATABASE_URL, else $DORK_HOME/dork.db (~/.dork/dork.db)."
     ),
 )
-_VERBOSE = click.option(
-    "-v",
-    "--verbose",
-    is_flag=True,
-    expose_value=False,
-    callback=_setting("verbose"),
-    help="Say more: name every file or row skipped, and why.",
+
+
+def _flag(*names: str, setting: str, text: str) -> Callable[[Any], Any]:
+    """Return a shared flag option, described by `text`, that sets `setting`."""
+    return click.option(
+        *names, is_flag=True, expose_value=False, callback=_setting(setting), help=text
+    )
+
+
+_VERBOSE = _flag(
+    "-v", "--verbose", setting="verbose", text="Say more: name every file or row skipped, and why."
 )
-_QUIET = click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    expose_value=False,
-    callback=_setting("quiet"),
-    help="Print only errors and problems found.",
-)
-_JSON = click.option(
-    "--json",
-    is_flag=True,
-    expose_value=False,
-    callback=_setting("as_json"),
-    help="Print one JSON document, for scripts.",
-)
+_QUIET = _flag("-q", "--quiet", setting="quiet", text="Print only errors and problems found.")
+_JSON = _flag("--json", setting="as_json", text="Print one JSON document, for scripts.")
 
 
 def _options(*, database: bool = True, reports: bool = True) -> Callable[[Any], Any]:
