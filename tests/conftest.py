@@ -30,6 +30,15 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "dork.db"
 
 
+@pytest.fixture
+def existing(db_path: Path) -> Path:
+    """A migrated database file holding one denial, closed."""
+    dorkstore.init_db(db_path)
+    dorkstore.DenialList().deny("/secret")
+    dorkstore.close_db()
+    return db_path
+
+
 PG_URL = os.environ.get("DORKSTORE_TEST_PG")
 BACKENDS = ["file", "memory", *(["postgres"] if PG_URL else [])]
 

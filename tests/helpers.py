@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import peewee as pw
+from click.testing import CliRunner, Result
 
 import dorkstore
+from dorkstore.cli import cli
 
 #: The seven tables of SPEC section 4.
 TABLES = frozenset(
@@ -244,3 +246,8 @@ def one_line_error(result: Any, fragment: str, status: int = 3) -> None:
     assert (status, 1) == (result.exit_code, len(result.stderr.splitlines())), result.stderr
     assert fragment in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def run_cli(*args: str) -> Result:
+    """Run the dorkstore command in this process; an exception it lets through propagates."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import filelock
 import pytest
-from click.testing import CliRunner, Result
 
 import dorkstore
 from dorkstore import migrate
 from dorkstore.backends import sqlite as sqlite_backend
-from dorkstore.cli import cli
 from tests.helpers import (
     TABLES,
     insert_denials_until,
@@ -23,22 +21,10 @@ from tests.helpers import (
     one_line_error,
     stdlib_sqlite,
 )
+from tests.helpers import run_cli as run
 from tests.old_layout import build
 
 SHIPPED = migrate.available_migrations()
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def existing(db_path: Path) -> Path:
-    """A migrated database file holding one denial, closed."""
-    dorkstore.init_db(db_path)
-    dorkstore.DenialList().deny("/secret")
-    dorkstore.close_db()
-    return db_path
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import filelock
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import dorkstore
 from dorkstore import migrate
-from dorkstore.cli import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE, cli
+from dorkstore.cli import EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE
 from tests.helpers import one_line_error, stdlib_sqlite
+from tests.helpers import run_cli as run
 from tests.old_layout import build
 
 SHIPPED = migrate.available_migrations()
@@ -31,22 +32,9 @@ SCRIPT = Path(sys.executable).with_name("dorkstore")
 FORGET_003 = "conn.execute(\"DELETE FROM migratehistory WHERE name = '003_store_span_latency'\")"
 
 
-def run(*args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
-
-
 def as_json(result: Result) -> object:
     assert (0, "") == (result.exit_code, result.stderr)
     return json.loads(result.stdout)
-
-
-@pytest.fixture
-def existing(db_path: Path) -> Path:
-    """A migrated database file holding one denial, closed."""
-    dorkstore.init_db(db_path)
-    dorkstore.DenialList().deny("/secret")
-    dorkstore.close_db()
-    return db_path
 
 
 @pytest.fixture

@@ -14,26 +14,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import dorkstore
 import dorkstore.db
 from dorkstore import migrate
 from dorkstore.backends import postgres as postgres_backend
 from dorkstore.backends.postgres import redacted
-from dorkstore.cli import cli
 from tests import helpers
 from tests.helpers import TABLES
+from tests.helpers import run_cli as run
 from tests.old_layout import build
 from tests.pg import needs_pg, new_database, password_of, run_sql
 
 SHIPPED = migrate.available_migrations()
 #: A server that is not there: refused at once, whatever runs the tests.
 NOWHERE = "postgresql://dork:hunter2-pw@127.0.0.1:1/dork"
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def no_password(result: Result, url: str) -> None:

@@ -11,26 +11,21 @@ from typing import Any
 
 import peewee as pw
 import pytest
-from click.testing import CliRunner, Result
 
 import dorkstore
 from dorkstore import copy
 from dorkstore.backends.postgres import redacted
-from dorkstore.cli import cli
 from dorkstore.copy import copy_database
 from dorkstore.legacy import import_legacy
 from dorkstore.models import MODELS, AgentDenial, RateLimitBucket, RelayMessage
 from tests.helpers import TABLES, stdlib_sqlite
+from tests.helpers import run_cli as run
 from tests.old_layout import build
 from tests.pg import PG_URL, needs_pg, new_database, password_of, run_sql
 
 Dump = dict[str, list[tuple[Any, ...]]]
 #: Keys that sort differently by locale than bytewise, and text beyond ASCII.
 ODD_IDS = ("a", "B", "Z", "_", "~", "é", "ß", "日本", "😀", "\U0010fffd")
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def dump(target: str | Path) -> Dump:

@@ -32,6 +32,19 @@ def read_pragmas(database: pw.SqliteDatabase) -> dict[str, object]:
     return {name: database.pragma(name) for name in EXPECTED_PRAGMAS}
 
 
+def pragma_in_every_thread(name: str) -> list[object]:
+    """Return what `name` is on the connections of three new threads, then of this one."""
+    seen: list[object] = []
+
+    def read() -> None:
+        seen.append(dorkstore.database.execute_sql(f"PRAGMA {name}").fetchone()[0])
+        dorkstore.close_db()
+
+    run_in_threads(read, 3)
+    read()
+    return seen
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -41,7 +54,7 @@ def mode(path: Path) -> int:
 
 
 def test_pragmas_hold_on_the_opening_connection(file_db: pw.SqliteDatabase) -> None:
-    """The connection init_db opens runs with the four pragmas."""
+    """The connection init_db opens runs with the pragmas dorkstore sets."""
     assert EXPECTED_PRAGMAS == read_pragmas(file_db)
 
 
@@ -295,29 +308,13 @@ def test_durability_applies_to_every_thread(
 ) -> None:
     """init_db(durability=...) sets synchronous on every connection of every thread."""
     dorkstore.init_db(db_path, durability=durability)
-    seen: list[int] = []
-
-    def read() -> None:
-        seen.append(dorkstore.database.execute_sql("PRAGMA synchronous").fetchone()[0])
-        dorkstore.close_db()
-
-    run_in_threads(read, 3)
-    read()
-    assert [level] * 4 == seen
+    assert [level] * 4 == pragma_in_every_thread("synchronous")
 
 
 def test_cache_size_applies_to_every_thread(db_path: Path) -> None:
     """init_db(cache_mb=...) sets each connection's page cache, in every thread."""
     dorkstore.init_db(db_path, cache_mb=64)
-    seen: list[int] = []
-
-    def read() -> None:
-        seen.append(dorkstore.database.execute_sql("PRAGMA cache_size").fetchone()[0])
-        dorkstore.close_db()
-
-    run_in_threads(read, 3)
-    read()
-    assert [-64 * 1024] * 4 == seen
+    assert [-64 * 1024] * 4 == pragma_in_every_thread("cache_size")
 
 
 @pytest.mark.parametrize("cache_mb", [0, -1, True, 1.5, "16", 2**20 + 1])

@@ -9,16 +9,14 @@ from typing import Any
 
 import peewee as pw
 import pytest
-from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 import dorkstore
 from dorkstore import AgentRegistry, InvalidJSON, RelayIndex, TraceStore, admin
-from dorkstore.cli import cli
 from dorkstore.models import RelayMessage
 from dorkstore.models.json_columns import decode_json, strict_json
-from tests.helpers import FakeClock, stdlib_sqlite
+from tests.helpers import FakeClock, run_cli, stdlib_sqlite
 
 #: Stored texts that are not strict JSON, and what a record carries for them.
 NOT_JSON = ["NaN", "[Infinity]", "{bad", "", "[1,]", "{'a': 1}", "0x1F", "\ufeff[1]", '"\t"']
@@ -201,7 +199,7 @@ def test_the_command_line_doctor_reports_bad_json_and_exits_1(db_path: Path) -> 
     dorkstore.close_db()
     add_messages(db_path, [("B1", "{x", None)])
     add_agents(db_path, [("A1", "[1]")])
-    result = CliRunner().invoke(cli, ["--db", str(db_path), "doctor"], catch_exceptions=False)
+    result = run_cli("--db", str(db_path), "doctor")
     assert 1 == result.exit_code
     assert "json: relay_index B1 payload; agents A1 capabilities_json\n" in result.stdout
     assert "latency: ok\n" in result.stdout

@@ -11,18 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 import dorkstore
 from dorkstore import admin, migrate
-from dorkstore.cli import cli
+from tests.helpers import run_cli as run
 from tests.helpers import write_migration
 
 FILLER_MB = 80  # big enough that a backup takes a while to copy
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture(autouse=True)
