@@ -20,11 +20,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import click
+import peewee as pw
 
 from dorkstore import __version__
 from dorkstore.backends.postgres import is_url
 from dorkstore.backends.sqlite import MEMORY
-from dorkstore.db import DATABASE_URL_VARIABLE, default_path
+from dorkstore.db import DATABASE_URL_VARIABLE, close_db, default_path
 from dorkstore.errors import DatabaseError, DorkstoreError, RefusedError
 
 __all__ = [
@@ -249,14 +250,7 @@ class _OneLineErrors(click.Group):
 def cli(ctx: click.Context) -> None:
     """Manage the dorkstore database of scheduler, relay and mesh: SQLite or PostgreSQL."""
     ctx.ensure_object(_Settings)
-    ctx.call_on_close(_close)
-
-
-def _close() -> None:
-    """Close the database if a command opened one (importing nothing otherwise)."""
-    db = sys.modules.get("dorkstore.db")
-    if db is not None:
-        db.close_db()
+    ctx.call_on_close(close_db)
 
 
 @cli.command()
@@ -589,14 +583,9 @@ def _describe(exc: Exception) -> str:
         return str(exc)
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
-    if isinstance(exc, OSError) or _is_peewee_error(exc):
+    if isinstance(exc, OSError | pw.PeeweeException):
         return f"{type(exc).__name__}: {exc}"
     return f"unexpected {type(exc).__name__}: {exc} (please report this)"
-
-
-def _is_peewee_error(exc: Exception) -> bool:
-    peewee = sys.modules.get("peewee")
-    return peewee is not None and isinstance(exc, peewee.PeeweeException)
 
 
 @contextmanager
