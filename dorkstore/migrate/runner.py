@@ -61,6 +61,7 @@ from peewee_migrate import Migrator, Router
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as migrate_schema
 
+from dorkstore import validation as check
 from dorkstore.backends import backend_of
 from dorkstore.errors import (
     DorkstoreError,
@@ -319,8 +320,8 @@ def rollback(
     """
     if to is not None and count is not None:
         raise ValidationError("give to or count, not both")
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-        raise ValidationError(f"count must be a whole number from 0, got {count!r}")
+    if count is not None:
+        count = check.integer(count, "count", minimum=0)
     backend = backend_of(db)
     files = router(db, directory)
     with backend.migration_lock(db, LOCK_TIMEOUT_S):
